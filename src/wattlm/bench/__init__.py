@@ -1,0 +1,1 @@
+"""Benchmarks: prompts cut from real text, backends, quality evaluation and the bench runner."""

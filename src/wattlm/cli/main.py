@@ -1,0 +1,88 @@
+"""Entry point of the ``wattlm`` command.
+
+Subcommands live in their own modules and are attached here. Errors the user can act on
+(:class:`~wattlm.errors.WattlmError`, bad options) print one line and exit with code 2; pass
+``--debug`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from wattlm._version import __version__
+from wattlm.errors import WattlmError
+
+app = typer.Typer(
+    name="wattlm",
+    help="Measure, compress and search language models for lower energy at equal quality.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"wattlm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    _state["debug"] = debug
+
+
+def _attach() -> None:
+    from wattlm.cli import assets, bench, measure, report
+
+    app.add_typer(assets.app, name="assets")
+    bench.register(app)
+    measure.register(app)
+    report.register(app)
+
+
+_attach()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (``wattlm`` console script)."""
+    args = sys.argv[1:] if argv is None else argv
+    _state["debug"] = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+    except WattlmError as err:
+        if _state["debug"]:
+            raise
+        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+        return err.exit_code
+    except typer.Exit as ex:
+        return ex.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as err:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(err, click.ClickException):
+            if _state["debug"]:
+                raise
+            err.show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Energy meters, timing, statistics and the hardware/software context of a run."""
