@@ -1,0 +1,119 @@
+"""Quality metrics measured on the same model whose energy is reported.
+
+Perplexity uses the sliding-window method of the Hugging Face perplexity guide: windows of
+``max_length`` tokens advance by ``stride``; each window scores only the tokens not scored
+by the previous one, conditioned on up to ``max_length - stride`` tokens of left context.
+Perplexity is ``exp(total negative log-likelihood / scored tokens)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from wattlm.errors import WattlmError
+
+
+@dataclass(frozen=True)
+class Perplexity:
+    """A perplexity figure and exactly how it was computed."""
+
+    value: float
+    tokens: int
+    max_length: int
+    stride: int
+
+    def to_dict(self) -> dict:
+        return {"metric": "perplexity", **asdict(self)}
+
+
+@torch.inference_mode()
+def perplexity(
+    model: torch.nn.Module,
+    token_ids: Sequence[int],
+    *,
+    max_length: int = 512,
+    stride: int = 256,
+    on_window: Callable[[int, int], None] | None = None,
+) -> Perplexity:
+    """Sliding-window perplexity of a causal LM on ``token_ids``.
+
+    Args:
+        model: a causal LM returning ``.logits``.
+        token_ids: the evaluation text, tokenized (the first token is only context).
+        max_length: tokens per window (at most the model's context).
+        stride: how far each window advances; ``stride == max_length`` means no overlap.
+        on_window: called as ``on_window(done, total)`` after each window (progress).
+
+    Example:
+        >>> from wattlm.testing.tiny import tiny_causal_lm
+        >>> lm = tiny_causal_lm()
+        >>> ids = lm.tokenizer("The quick brown fox jumps over the lazy dog." * 8).input_ids
+        >>> ppl = perplexity(lm.model, ids, max_length=32, stride=16)
+        >>> ppl.tokens == len(ids) - 1
+        True
+    """
+    if not 0 < stride <= max_length:
+        raise WattlmError(f"stride must be in (0, max_length={max_length}], got {stride}")
+    n = len(token_ids)
+    if n < 2:
+        raise WattlmError("perplexity needs at least 2 tokens of evaluation text")
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(list(token_ids), dtype=torch.long, device=device)
+    starts = list(range(0, max(n - max_length, 0) + stride, stride))
+    nll_sum, scored, prev_end = 0.0, 0, 0
+    for i, begin in enumerate(starts):
+        end = min(begin + max_length, n)
+        window = ids[begin:end].unsqueeze(0)
+        logits = model(input_ids=window).logits[0, :-1].float()
+        targets = window[0, 1:]
+        first_new = max(prev_end - begin, 0)  # position (in targets+1 space) of first new token
+        keep = slice(max(first_new - 1, 0), None)
+        losses = torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum")
+        nll_sum += float(losses)
+        scored += targets[keep].numel()
+        prev_end = end
+        if on_window:
+            on_window(i + 1, len(starts))
+        if end == n:
+            break
+    return Perplexity(math.exp(nll_sum / scored), scored, max_length, stride)
+
+
+@torch.inference_mode()
+def accuracy(
+    model: torch.nn.Module,
+    tokenizer,
+    examples: Sequence[tuple[str, int]],
+    *,
+    batch_size: int = 32,
+    max_length: int = 128,
+) -> float:
+    """Fraction of ``(text, label)`` examples a sequence classifier labels correctly.
+
+    Example:
+        >>> from wattlm.testing.tiny import tiny_classifier
+        >>> clf = tiny_classifier()
+        >>> 0.0 <= accuracy(clf.model, clf.tokenizer, [("good", 1), ("bad", 0)]) <= 1.0
+        True
+    """
+    if not examples:
+        raise WattlmError("accuracy needs at least one labelled example")
+    num_labels = model.config.num_labels
+    bad = [y for _, y in examples if not 0 <= y < num_labels]
+    if bad:
+        raise WattlmError(f"label {bad[0]} outside the model's {num_labels} classes")
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i : i + batch_size]
+        enc = tokenizer(
+            [t for t, _ in chunk], padding=True, truncation=True, max_length=max_length,
+            return_tensors="pt",
+        ).to(device)
+        pred = model(**enc).logits.argmax(-1)
+        correct += int((pred == torch.tensor([y for _, y in chunk], device=device)).sum())
+    return correct / len(examples)

@@ -1,0 +1,210 @@
+"""``bench``: quality, size, memory, speed and energy of one model, by the protocol in
+DESIGN.md, returned as a result dict (see docs/result-format.md) and optionally saved."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wattlm._files import write_json
+from wattlm._progress import Steps, steps
+from wattlm._version import __version__
+from wattlm.bench.backends import backend_class
+from wattlm.bench.config import BenchConfig
+from wattlm.bench.phases import run_phases, summarize_phases
+from wattlm.bench.prompts import check_context, cut_prompts
+from wattlm.bench.quality import perplexity
+from wattlm.errors import WattlmError
+from wattlm.measure.base import EnergyMeter
+from wattlm.models.load import LoadedModel, load_model
+
+
+def resolve_backends(config: BenchConfig, loaded: LoadedModel) -> list[str]:
+    """Expand ``auto``: torch always; llama.cpp when the model is a GGUF and xllamacpp exists."""
+    names: list[str] = []
+    for name in config.backends:
+        if name == "auto":
+            names.append("torch")
+            if loaded.gguf_path is not None and _has_xllamacpp():
+                names.append("llamacpp")
+        else:
+            names.append(name)
+    return list(dict.fromkeys(names))
+
+
+def _has_xllamacpp() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("xllamacpp") is not None
+
+
+def _make_backend(name: str, loaded: LoadedModel, config: BenchConfig, batch_size: int):
+    cls = backend_class(name)
+    threads = config.resolved_threads
+    if name == "torch":
+        return cls(loaded.model, threads=threads)
+    if loaded.gguf_path is None:
+        raise WattlmError(
+            f"the llamacpp backend needs a GGUF file; {loaded.spec!r} is not one",
+            hint="pass --model path/to/model.gguf or drop --backend llamacpp",
+        )
+    return cls(
+        loaded.gguf_path,
+        threads=threads,
+        batch_size=batch_size,
+        context_tokens=config.prompt_tokens + config.new_tokens + 8,
+        n_gpu_layers=99 if config.device.startswith("cuda") else 0,
+    )
+
+
+def _quality(loaded: LoadedModel, config: BenchConfig, ui: Steps) -> dict[str, Any] | None:
+    if not config.quality:
+        return None
+    from wattlm.data.text import load_text
+
+    ids = loaded.tokenizer(load_text(config.data, split="test")).input_ids[: config.ppl_max_tokens]
+    window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
+    advance = ui.add("perplexity (test split)")
+    ppl = perplexity(
+        loaded.model, ids, max_length=window, stride=min(config.ppl_stride, window),
+        on_window=lambda _done, total: advance(total=total),
+    )
+    dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
+    return {**ppl.to_dict(), "data": config.data, "split": "test", "backend": "torch", "dtype": dtype}
+
+
+def bench(
+    config: BenchConfig | None = None,
+    *,
+    model: LoadedModel | None = None,
+    meter: EnergyMeter | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Benchmark a model and return the result (also written to ``out_dir`` if given).
+
+    Args:
+        config: what to run; defaults to the embedded SmolLM2 on the wiki sample.
+        model: an already loaded model (then ``config.model`` only labels it).
+        meter: an energy meter; by default the best available for ``config.device``.
+        out_dir: folder for ``config.json`` and ``result.json`` (written atomically).
+        progress: show progress bars on stderr.
+
+    Example:
+        >>> from wattlm.testing.tiny import tiny_causal_lm
+        >>> cfg = BenchConfig(model="tiny", prompt_tokens=8, new_tokens=4, batch_sizes=(1,),
+        ...                   repeats=2, warmup=0, quality=False, data="README.md")
+        >>> result = bench(cfg, model=tiny_causal_lm(), progress=False)  # doctest: +SKIP
+    """
+    from wattlm.data.text import load_text
+    from wattlm.measure.carbon import grid_intensity
+    from wattlm.measure.context import collect_context
+    from wattlm.measure.factory import make_meter
+    from wattlm.measure.memory import peak_rss_bytes
+
+    config = config or BenchConfig()
+    threads = config.resolved_threads
+    torch.set_num_threads(threads)
+    with steps(enabled=progress) as ui:
+        if model is None:
+            advance = ui.add(f"loading {config.model}")
+            model = load_model(config.model, dtype=config.dtype, device=config.device)
+            advance(total=1)
+        if model.task != "causal-lm":
+            raise WattlmError(f"bench measures causal LMs; {model.spec!r} is a {model.task} model")
+        sync = torch.cuda.synchronize if config.device.startswith("cuda") else None
+        meter = meter or make_meter(config.meter, device=config.device, sync=sync)
+        backends = resolve_backends(config, model)
+        check_context(model.context_length, config.prompt_tokens, config.new_tokens)
+        prompt_ids = model.tokenizer(load_text(config.data, split="validation")).input_ids
+        quality = _quality(model, config, ui)
+        intensity = grid_intensity(config.grid_intensity_g_per_kwh)
+        runs = []
+        for name in backends:
+            for batch in config.batch_sizes:
+                prompts = cut_prompts(prompt_ids, batch_size=batch, prompt_tokens=config.prompt_tokens)
+                advance = ui.add(f"{name} batch {batch}", total=config.warmup + config.repeats)
+                with _make_backend(name, model, config, batch) as backend:
+                    samples = run_phases(
+                        backend, prompts, new_tokens=config.new_tokens, warmup=config.warmup,
+                        repeats=config.repeats, meter=meter, on_step=advance,
+                    )
+                    details = backend.describe()
+                runs.append(_run_entry(name, batch, config, threads, meter, samples, details, intensity.value_g_per_kwh))
+    model_info = model.describe()
+    result = {
+        "schema_version": 1,
+        "kind": "bench",
+        "wattlm_version": __version__,
+        "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": config.to_dict(),
+        "model": model_info,
+        "quality": quality,
+        "memory": {"peak_rss_bytes": peak_rss_bytes(), "weights_resident_bytes": model_info["weight_bytes"]},
+        "energy": {
+            "source": meter.source,
+            "meter": meter.describe(),
+            "idle_subtracted": meter.idle_power_w() is not None,
+        },
+        "carbon": intensity.to_dict(),
+        "runs": runs,
+        "notes": _notes(model, backends, meter),
+        "context": collect_context(threads),
+    }
+    if out_dir is not None:
+        write_run(out_dir, config.to_dict(), result)
+    return result
+
+
+def _run_entry(name, batch, config, threads, meter, samples, details, intensity) -> dict[str, Any]:
+    return {
+        "backend": name,
+        "batch_size": batch,
+        "threads": threads,
+        "dtype": config.dtype if name == "torch" else details.get("file_type", "gguf"),
+        "device": config.device,
+        "prompt_tokens": config.prompt_tokens,
+        "new_tokens": config.new_tokens,
+        "warmup": config.warmup,
+        "repeats": config.repeats,
+        "energy_source": meter.source,
+        **summarize_phases(
+            samples, batch_size=batch, prompt_tokens=config.prompt_tokens,
+            new_tokens=config.new_tokens, cv_threshold=config.cv_threshold,
+            intensity_g_per_kwh=intensity,
+        ),
+        "backend_details": details,
+        "samples": {
+            "prefill": [m.to_dict() for m in samples.prefill],
+            "decode": [m.to_dict() for m in samples.decode],
+        },
+    }
+
+
+def _notes(model: LoadedModel, backends: list[str], meter: EnergyMeter) -> list[str]:
+    notes = list(model.notes)
+    if "llamacpp" in backends:
+        notes.append(
+            "llama.cpp runs the GGUF file with its own quantized kernels; perplexity was "
+            "measured with torch on the dequantized weights"
+        )
+    if meter.source.startswith("estimate:"):
+        notes.append(
+            "energy is an estimate (no sensor on this machine): process CPU time × per-core "
+            "power model + DRAM; see docs/energy.md"
+        )
+    return notes
+
+
+def write_run(out_dir: str | Path, config: dict[str, Any], result: dict[str, Any]) -> Path:
+    """Validate ``result`` and write ``config.json`` then ``result.json`` atomically."""
+    from wattlm.report.result import validate_result
+
+    validate_result(result)
+    out = Path(out_dir)
+    write_json(out / "config.json", config)
+    write_json(out / "result.json", result)
+    return out
