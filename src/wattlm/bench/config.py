@@ -79,10 +79,14 @@ class BenchConfig:
         if self.threads is not None:
             _positive("threads", self.threads)
         if self.meter not in METERS:
-            raise WattlmError(f"unknown meter {self.meter!r}", hint=f"choose from: {', '.join(METERS)}")
+            raise WattlmError(
+                f"unknown meter {self.meter!r}", hint=f"choose from: {', '.join(METERS)}"
+            )
         _positive("perplexity window (--ppl-max-length)", self.ppl_max_length, 2)
         if not 0 < self.ppl_stride <= self.ppl_max_length:
-            raise WattlmError(f"perplexity stride must be in (0, {self.ppl_max_length}], got {self.ppl_stride}")
+            raise WattlmError(
+                f"perplexity stride must be in (0, {self.ppl_max_length}], got {self.ppl_stride}"
+            )
         _positive("perplexity tokens (--ppl-max-tokens)", self.ppl_max_tokens, 2)
         if not 0 < self.cv_threshold < 10:
             raise WattlmError(f"cv threshold must be a positive fraction, got {self.cv_threshold}")

@@ -98,13 +98,17 @@ def summarize_phases(
     return {
         "prefill": {
             "time_to_first_token_s": summarize(pre_t, cv_threshold=cv, unit="s").to_dict(),
-            "tokens_per_s": summarize([pre_tokens / t for t in pre_t], cv_threshold=cv, unit="tokens/s").to_dict(),
+            "tokens_per_s": summarize(
+                [pre_tokens / t for t in pre_t], cv_threshold=cv, unit="tokens/s"
+            ).to_dict(),
             "energy_j_per_token": pre_j,
             "gco2e_per_token": pre_g,
         },
         "decode": {
             "time_s": summarize(dec_t, cv_threshold=cv, unit="s").to_dict(),
-            "tokens_per_s": summarize([dec_tokens / t for t in dec_t], cv_threshold=cv, unit="tokens/s").to_dict(),
+            "tokens_per_s": summarize(
+                [dec_tokens / t for t in dec_t], cv_threshold=cv, unit="tokens/s"
+            ).to_dict(),
             "energy_j_per_token": dec_j,
             "gco2e_per_token": dec_g,
         },

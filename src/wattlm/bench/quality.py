@@ -111,7 +111,10 @@ def accuracy(
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
         enc = tokenizer(
-            [t for t, _ in chunk], padding=True, truncation=True, max_length=max_length,
+            [t for t, _ in chunk],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
             return_tensors="pt",
         ).to(device)
         pred = model(**enc).logits.argmax(-1)

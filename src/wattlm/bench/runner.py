@@ -69,11 +69,20 @@ def _quality(loaded: LoadedModel, config: BenchConfig, ui: Steps) -> dict[str, A
     window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
     advance = ui.add("perplexity (test split)")
     ppl = perplexity(
-        loaded.model, ids, max_length=window, stride=min(config.ppl_stride, window),
+        loaded.model,
+        ids,
+        max_length=window,
+        stride=min(config.ppl_stride, window),
         on_window=lambda _done, total: advance(total=total),
     )
     dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
-    return {**ppl.to_dict(), "data": config.data, "split": "test", "backend": "torch", "dtype": dtype}
+    return {
+        **ppl.to_dict(),
+        "data": config.data,
+        "split": "test",
+        "backend": "torch",
+        "dtype": dtype,
+    }
 
 
 def bench(
@@ -125,15 +134,33 @@ def bench(
         runs = []
         for name in backends:
             for batch in config.batch_sizes:
-                prompts = cut_prompts(prompt_ids, batch_size=batch, prompt_tokens=config.prompt_tokens)
+                prompts = cut_prompts(
+                    prompt_ids, batch_size=batch, prompt_tokens=config.prompt_tokens
+                )
                 advance = ui.add(f"{name} batch {batch}", total=config.warmup + config.repeats)
                 with _make_backend(name, model, config, batch) as backend:
                     samples = run_phases(
-                        backend, prompts, new_tokens=config.new_tokens, warmup=config.warmup,
-                        repeats=config.repeats, meter=meter, on_step=advance,
+                        backend,
+                        prompts,
+                        new_tokens=config.new_tokens,
+                        warmup=config.warmup,
+                        repeats=config.repeats,
+                        meter=meter,
+                        on_step=advance,
                     )
                     details = backend.describe()
-                runs.append(_run_entry(name, batch, config, threads, meter, samples, details, intensity.value_g_per_kwh))
+                runs.append(
+                    _run_entry(
+                        name,
+                        batch,
+                        config,
+                        threads,
+                        meter,
+                        samples,
+                        details,
+                        intensity.value_g_per_kwh,
+                    )
+                )
     model_info = model.describe()
     result = {
         "schema_version": 1,
@@ -143,7 +170,10 @@ def bench(
         "config": config.to_dict(),
         "model": model_info,
         "quality": quality,
-        "memory": {"peak_rss_bytes": peak_rss_bytes(), "weights_resident_bytes": model_info["weight_bytes"]},
+        "memory": {
+            "peak_rss_bytes": peak_rss_bytes(),
+            "weights_resident_bytes": model_info["weight_bytes"],
+        },
         "energy": {
             "source": meter.source,
             "meter": meter.describe(),
@@ -172,8 +202,11 @@ def _run_entry(name, batch, config, threads, meter, samples, details, intensity)
         "repeats": config.repeats,
         "energy_source": meter.source,
         **summarize_phases(
-            samples, batch_size=batch, prompt_tokens=config.prompt_tokens,
-            new_tokens=config.new_tokens, cv_threshold=config.cv_threshold,
+            samples,
+            batch_size=batch,
+            prompt_tokens=config.prompt_tokens,
+            new_tokens=config.new_tokens,
+            cv_threshold=config.cv_threshold,
             intensity_g_per_kwh=intensity,
         ),
         "backend_details": details,

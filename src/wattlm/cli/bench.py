@@ -24,7 +24,9 @@ def _default_out() -> Path:
 
 def bench_command(
     model: str = typer.Option("smollm2-135m", help="Asset name, .gguf file, HF folder or hub id."),
-    data: str = typer.Option("wiki-sample", help="Text for perplexity and prompts: asset or .txt file."),
+    data: str = typer.Option(
+        "wiki-sample", help="Text for perplexity and prompts: asset or .txt file."
+    ),
     backend: str = typer.Option("auto", help="Comma list of: auto, torch, llamacpp."),
     batch: str = typer.Option("1,8", help="Comma list of batch sizes."),
     prompt_tokens: int = typer.Option(256, help="Prompt length in tokens."),
@@ -42,7 +44,9 @@ def bench_command(
     cv_threshold: float = typer.Option(0.10, help="Flag figures whose CV exceeds this."),
     grid_intensity: float = typer.Option(None, help="Grid carbon intensity in gCO2e/kWh."),
     config: Path = typer.Option(None, help="A BenchConfig JSON file (options are ignored)."),
-    out: Path = typer.Option(None, help="Run folder for result.json + config.json [runs/bench-<time>]."),
+    out: Path = typer.Option(
+        None, help="Run folder for result.json + config.json [runs/bench-<time>]."
+    ),
     progress: bool = typer.Option(True, help="Show progress bars."),
     print_json: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
 ) -> None:
@@ -57,11 +61,23 @@ def bench_command(
         cfg = BenchConfig.from_json(config.read_text())
     else:
         cfg = BenchConfig(
-            model=model, data=data, backends=tuple(b.strip() for b in backend.split(",") if b.strip()),
-            batch_sizes=_int_list(batch, "--batch"), prompt_tokens=prompt_tokens,
-            new_tokens=new_tokens, repeats=repeats, warmup=warmup, threads=threads, dtype=dtype,
-            device=device, meter=meter, quality=quality, ppl_max_length=ppl_max_length,
-            ppl_stride=ppl_stride, ppl_max_tokens=ppl_max_tokens, cv_threshold=cv_threshold,
+            model=model,
+            data=data,
+            backends=tuple(b.strip() for b in backend.split(",") if b.strip()),
+            batch_sizes=_int_list(batch, "--batch"),
+            prompt_tokens=prompt_tokens,
+            new_tokens=new_tokens,
+            repeats=repeats,
+            warmup=warmup,
+            threads=threads,
+            dtype=dtype,
+            device=device,
+            meter=meter,
+            quality=quality,
+            ppl_max_length=ppl_max_length,
+            ppl_stride=ppl_stride,
+            ppl_max_tokens=ppl_max_tokens,
+            cv_threshold=cv_threshold,
             grid_intensity_g_per_kwh=grid_intensity,
         )
     out_dir = out or _default_out()

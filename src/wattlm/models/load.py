@@ -118,7 +118,9 @@ def _auto_class(task: str) -> Any:
 
 def _check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise WattlmError(f"device {device!r} requested but CUDA is not available", hint="use --device cpu")
+        raise WattlmError(
+            f"device {device!r} requested but CUDA is not available", hint="use --device cpu"
+        )
     if not (device == "cpu" or device.startswith("cuda")):
         raise WattlmError(f"unknown device {device!r}", hint="use cpu or cuda[:N]")
 
