@@ -78,13 +78,19 @@ class EnergyMeter(ABC):
         self,
         sync: Callable[[], None] | None = None,
         cpu_clock: Callable[[], float] = time.process_time,
+        *,
+        wall_clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         """``sync`` waits for queued device work (e.g. ``torch.cuda.synchronize``);
         ``cpu_clock`` returns cumulative CPU seconds of the work being measured (this
-        process by default; ``wattlm measure`` passes one that counts child processes)."""
+        process by default; ``wattlm measure`` passes one that counts child processes);
+        ``wall_clock`` returns monotonic seconds (injectable so tests can be exact)."""
         self._sync = sync
         self._cpu_clock = cpu_clock
+        self._wall_clock = wall_clock
         self._open: dict[str, tuple[float, float, Any]] = {}
+        #: why this meter is not the one asked for (set by the meter factory), or ``None``
+        self.warning: str | None = None
 
     # -- to implement -------------------------------------------------------------------
     @abstractmethod
@@ -102,8 +108,19 @@ class EnergyMeter(ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
-        """Parameters of this meter, saved in every result (power model, devices, idle)."""
-        return {"source": self.source}
+        """Parameters of this meter, saved in every result (power model, devices, idle).
+
+        Subclasses extend ``super().describe()``; a ``warning`` key appears when the meter
+        factory had to fall back from the meter that was asked for.
+        """
+        out: dict[str, Any] = {"source": self.source}
+        if self.warning:
+            out["warning"] = self.warning
+        return out
+
+    def close(self) -> None:
+        """Release the sensor (e.g. shut NVML down). Safe to call more than once."""
+        return None
 
     # -- window API ---------------------------------------------------------------------
     def begin_window(self, name: str) -> None:
@@ -112,7 +129,7 @@ class EnergyMeter(ABC):
             raise WattlmError(f"energy window {name!r} is already open")
         if self._sync is not None:
             self._sync()
-        self._open[name] = (time.perf_counter(), self._cpu_clock(), self._read())
+        self._open[name] = (self._wall_clock(), self._cpu_clock(), self._read())
 
     def end_window(self, name: str) -> Measurement:
         """Close window ``name`` and return what it measured."""
@@ -120,7 +137,7 @@ class EnergyMeter(ABC):
             raise WattlmError(f"energy window {name!r} was never opened")
         if self._sync is not None:
             self._sync()
-        t1, c1, snap1 = time.perf_counter(), self._cpu_clock(), self._read()
+        t1, c1, snap1 = self._wall_clock(), self._cpu_clock(), self._read()
         t0, c0, snap0 = self._open.pop(name)
         time_s, cpu_s = t1 - t0, c1 - c0
         energy_j, details = self._energy_between(snap0, snap1, time_s, cpu_s)
