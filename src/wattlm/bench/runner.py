@@ -23,7 +23,11 @@ from wattlm.models.load import LoadedModel, load_model
 
 
 def resolve_backends(config: BenchConfig, loaded: LoadedModel) -> list[str]:
-    """Expand ``auto``: torch always; llama.cpp when the model is a GGUF and xllamacpp exists."""
+    """The backends to run, checked before any work starts.
+
+    ``auto`` means torch, plus llama.cpp when the model is a GGUF file and ``xllamacpp`` is
+    installed. An explicit ``llamacpp`` on a model without a GGUF file is an error.
+    """
     names: list[str] = []
     for name in config.backends:
         if name == "auto":
@@ -32,7 +36,19 @@ def resolve_backends(config: BenchConfig, loaded: LoadedModel) -> list[str]:
                 names.append("llamacpp")
         else:
             names.append(name)
-    return list(dict.fromkeys(names))
+    names = list(dict.fromkeys(names))
+    if "llamacpp" in names:
+        if loaded.gguf_path is None:
+            raise WattlmError(
+                f"the llamacpp backend needs a GGUF file; {loaded.spec!r} is not one",
+                hint="pass --model path/to/model.gguf or drop --backend llamacpp",
+            )
+        if not _has_xllamacpp():
+            raise WattlmError(
+                "the llamacpp backend needs the xllamacpp package",
+                hint='pip install "wattlm[llamacpp]"',
+            )
+    return names
 
 
 def _has_xllamacpp() -> bool:
@@ -46,11 +62,6 @@ def _make_backend(name: str, loaded: LoadedModel, config: BenchConfig, batch_siz
     threads = config.resolved_threads
     if name == "torch":
         return cls(loaded.model, threads=threads)
-    if loaded.gguf_path is None:
-        raise WattlmError(
-            f"the llamacpp backend needs a GGUF file; {loaded.spec!r} is not one",
-            hint="pass --model path/to/model.gguf or drop --backend llamacpp",
-        )
     return cls(
         loaded.gguf_path,
         threads=threads,
