@@ -32,7 +32,10 @@ def _config(text_file, **kw):
 
 def test_result_validates_and_energy_per_token_is_exact(text_file, tmp_path):
     # windows close in order prefill, decode, prefill, decode, ... (2 batch sizes × 3 repeats)
-    energies = [8.0, 2.0, 16.0, 4.0, 32.0, 6.0] + [64.0, 16.0, 128.0, 32.0, 256.0, 48.0]
+    energies = [
+        *(8.0, 2.0, 16.0, 4.0, 32.0, 6.0),  # batch 1
+        *(64.0, 16.0, 128.0, 32.0, 256.0, 48.0),  # batch 2
+    ]
     meter = FakeMeter(energies_j=energies)
     result = bench(
         _config(text_file),
