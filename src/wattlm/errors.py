@@ -23,3 +23,10 @@ class WattlmError(Exception):
         self.message = message
         self.hint = hint
         super().__init__(f"{message} ({hint})" if hint else message)
+
+    def __reduce__(self):  # survive pickling across processes with the hint kept apart
+        return (_rebuild, (type(self), self.message, self.hint))
+
+
+def _rebuild(cls: type[WattlmError], message: str, hint: str | None) -> WattlmError:
+    return cls(message, hint=hint)

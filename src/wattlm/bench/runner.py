@@ -14,6 +14,7 @@ from wattlm._progress import Steps, steps
 from wattlm._version import __version__
 from wattlm.bench.backends import backend_class
 from wattlm.bench.config import BenchConfig
+from wattlm.bench.isolated import run_phases_in_child
 from wattlm.bench.phases import run_phases, summarize_phases
 from wattlm.bench.prompts import check_context, cut_prompts
 from wattlm.bench.quality import perplexity
@@ -57,18 +58,35 @@ def _has_xllamacpp() -> bool:
     return importlib.util.find_spec("xllamacpp") is not None
 
 
-def _make_backend(name: str, loaded: LoadedModel, config: BenchConfig, batch_size: int):
-    cls = backend_class(name)
-    threads = config.resolved_threads
+def _backend_kwargs(name: str, loaded: LoadedModel, config: BenchConfig, batch_size: int):
     if name == "torch":
-        return cls(loaded.model, threads=threads)
-    return cls(
-        loaded.gguf_path,
-        threads=threads,
-        batch_size=batch_size,
-        context_tokens=config.prompt_tokens + config.new_tokens + 8,
-        n_gpu_layers=99 if config.device.startswith("cuda") else 0,
-    )
+        return {"model": loaded.model, "threads": config.resolved_threads}
+    return {
+        "gguf_path": loaded.gguf_path,
+        "threads": config.resolved_threads,
+        "batch_size": batch_size,
+        "context_tokens": config.prompt_tokens + config.new_tokens + 8,
+        "n_gpu_layers": 99 if config.device.startswith("cuda") else 0,
+    }
+
+
+def _measure(name, loaded, config, batch, prompts, meter, isolate, advance):
+    """Samples and backend details of one (backend, batch) run.
+
+    llama.cpp runs in its own process when ``isolate`` (see :mod:`wattlm.bench.isolated`);
+    torch, and any run measured by a caller-supplied meter, run in this process.
+    """
+    kwargs = _backend_kwargs(name, loaded, config, batch)
+    common = {"new_tokens": config.new_tokens, "warmup": config.warmup, "repeats": config.repeats}
+    if isolate and name != "torch":
+        samples, details, _ = run_phases_in_child(
+            name, kwargs, prompts, meter_kind=config.meter, device=config.device, **common
+        )
+        advance(config.warmup + config.repeats)
+        return samples, {**details, "process": "isolated"}
+    with backend_class(name)(**kwargs) as backend:
+        samples = run_phases(backend, prompts, meter=meter, on_step=advance, **common)
+        return samples, {**backend.describe(), "process": "shared"}
 
 
 def _quality(loaded: LoadedModel, config: BenchConfig, ui: Steps) -> dict[str, Any] | None:
@@ -136,6 +154,7 @@ def bench(
         if model.task != "causal-lm":
             raise WattlmError(f"bench measures causal LMs; {model.spec!r} is a {model.task} model")
         sync = torch.cuda.synchronize if config.device.startswith("cuda") else None
+        isolate = meter is None  # a caller's own meter object cannot cross processes
         meter = meter or make_meter(config.meter, device=config.device, sync=sync)
         backends = resolve_backends(config, model)
         check_context(model.context_length, config.prompt_tokens, config.new_tokens)
@@ -149,17 +168,9 @@ def bench(
                     prompt_ids, batch_size=batch, prompt_tokens=config.prompt_tokens
                 )
                 advance = ui.add(f"{name} batch {batch}", total=config.warmup + config.repeats)
-                with _make_backend(name, model, config, batch) as backend:
-                    samples = run_phases(
-                        backend,
-                        prompts,
-                        new_tokens=config.new_tokens,
-                        warmup=config.warmup,
-                        repeats=config.repeats,
-                        meter=meter,
-                        on_step=advance,
-                    )
-                    details = backend.describe()
+                samples, details = _measure(
+                    name, model, config, batch, prompts, meter, isolate, advance
+                )
                 runs.append(
                     _run_entry(
                         name,
@@ -233,7 +244,9 @@ def _notes(model: LoadedModel, backends: list[str], meter: EnergyMeter) -> list[
     if "llamacpp" in backends:
         notes.append(
             "llama.cpp runs the GGUF file with its own quantized kernels; perplexity was "
-            "measured with torch on the dequantized weights"
+            "measured with torch on the dequantized weights; each llama.cpp run is measured in "
+            "its own process (when wattlm chooses the meter), because torch's OpenMP runtime "
+            "slows llama.cpp in a shared process"
         )
     if meter.source.startswith("estimate:"):
         notes.append(
