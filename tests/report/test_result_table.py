@@ -121,3 +121,18 @@ def test_terminal_table_for_a_measure_result():
 )
 def test_format_count(n, text):
     assert format_count(n) == text
+
+
+def test_bench_table_starts_with_model_and_quality_lines():
+    import io
+
+    from rich.console import Console
+
+    from wattlm.report.table import print_result_table
+    from wattlm.testing.results import sample_bench_result
+
+    console = Console(width=200, record=True, file=io.StringIO())
+    print_result_table(sample_bench_result(), console)
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith("smollm2-135m · LlamaForCausalLM float32 · 134.5 M parameters")
+    assert lines[1].startswith("Perplexity 17.53 on wiki-sample (test split")

@@ -11,7 +11,10 @@ Accepted specs, tried in this order:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +119,22 @@ def _auto_class(task: str) -> Any:
     return transformers.AutoModelForSequenceClassification
 
 
+@contextlib.contextmanager
+def _quiet_tqdm() -> Iterator[None]:
+    """Silence the raw tqdm bar of transformers' GGUF dequantizer (wattlm shows its own)."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - other transformers layouts
+        yield
+        return
+    original = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
 def _check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise WattlmError(
@@ -154,6 +173,7 @@ def load_model(
     path, fmt = _resolve(spec)
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # wattlm shows its own progress
     kwargs: dict[str, Any] = {"dtype": DTYPES[dtype]}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
@@ -170,7 +190,8 @@ def load_model(
             )
         else:
             src = str(path) if path else spec
-        model = auto.from_pretrained(src, **kwargs)
+        with _quiet_tqdm():  # the GGUF dequantizer draws its own raw tqdm bar
+            model = auto.from_pretrained(src, **kwargs)
         tok_kwargs = {"gguf_file": kwargs["gguf_file"]} if fmt == "gguf" else {}
         tokenizer = transformers.AutoTokenizer.from_pretrained(src, **tok_kwargs)
     except WattlmError:

@@ -66,7 +66,8 @@ def _energy(result: dict[str, Any], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def _quality(quality: dict[str, Any] | None) -> str:
+def quality_sentence(quality: dict[str, Any] | None) -> str:
+    """One sentence on the result's quality figure and how it was measured (Markdown)."""
     if quality is None:
         return "Not measured."
     how = f"{quality['backend']}, {quality['dtype']}"
@@ -134,7 +135,7 @@ def _model(result: dict[str, Any]) -> list[str]:
 def _bench(result: dict[str, Any]) -> list[str]:
     headers, rows = result_rows(result)
     lines = [f"# wattlm bench: {result['model']['spec']}", "", _summary(result), ""]
-    lines += [*_model(result), "## Quality", "", _quality(result["quality"]), ""]
+    lines += [*_model(result), "## Quality", "", quality_sentence(result["quality"]), ""]
     setup = _setup(result["runs"])
     if any(NOISY_MARK in cell for row in rows for cell in row):
         setup += f" {NOISY_MARK} = noisy (coefficient of variation above the threshold)."

@@ -19,6 +19,8 @@ from wattlm.report._format import (
     ESTIMATE_NOTE,
     J_PER_KWH,
     NOISY_MARK,
+    format_bytes,
+    format_count,
     format_number,
     format_stat,
     source_label,
@@ -97,6 +99,20 @@ def _cell(text: str) -> Any:
     return cell
 
 
+def _print_model(result: dict[str, Any], console: Any) -> None:
+    from wattlm.report.markdown import quality_sentence
+
+    model, memory = result["model"], result["memory"]
+    console.print(
+        f"[bold]{model['spec']}[/bold] · {model['architecture']} {model['dtype']} · "
+        f"{format_count(model['parameters'])} parameters · weights "
+        f"{format_bytes(model['weight_bytes'])} · on disk {format_bytes(model['disk_bytes'])} "
+        f"· peak RSS {format_bytes(memory['peak_rss_bytes'])}",
+        highlight=False,
+    )
+    console.print(quality_sentence(result["quality"]).replace("**", ""), highlight=False)
+
+
 def print_result_table(result: dict[str, Any], console: Any = None) -> None:
     """Print the result's table on the terminal (a ``rich`` table) and its footnotes.
 
@@ -117,6 +133,8 @@ def print_result_table(result: dict[str, Any], console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    if result["kind"] == "bench":
+        _print_model(result, console)
     headers, rows = result_rows(result)
     caption = None
     if len({row[-1] for row in rows}) == 1:
