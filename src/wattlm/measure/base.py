@@ -55,6 +55,24 @@ class Measurement:
         return asdict(self)
 
 
+def subtract_idle(
+    parts_j: dict[str, float], idle_w: float | None, time_s: float, parts_key: str
+) -> tuple[float, dict[str, Any]]:
+    """Energy of a window from a measured source, idle power subtracted (floored at 0).
+
+    ``parts_j`` are the raw joules per device or zone; the details keep the raw figure so
+    a reader can undo the subtraction.
+
+    Example:
+        >>> subtract_idle({"0": 30.0, "1": 20.0}, idle_w=10.0, time_s=2.0, parts_key="per_zone_j")
+        (30.0, {'raw_energy_j': 50.0, 'idle_energy_j': 20.0, 'per_zone_j': {'0': 30.0, '1': 20.0}})
+    """
+    raw_j = sum(parts_j.values())
+    idle_j = (idle_w or 0.0) * time_s
+    details = {"raw_energy_j": raw_j, "idle_energy_j": idle_j, parts_key: parts_j}
+    return max(raw_j - idle_j, 0.0), details
+
+
 class EnergyMeter(ABC):
     """Base class of every meter.
 

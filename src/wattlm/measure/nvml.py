@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from wattlm.errors import WattlmError
-from wattlm.measure.base import EnergyMeter
+from wattlm.measure.base import EnergyMeter, subtract_idle
 
 __all__ = ["NvmlMeter", "list_gpus"]
 
@@ -166,10 +166,7 @@ class NvmlMeter(EnergyMeter):
         self, start: Any, end: Any, time_s: float, cpu_time_s: float
     ) -> tuple[float | None, dict[str, Any]]:
         per_device = {str(i): (end[i] - start[i]) / 1000.0 for i in self._handles}  # mJ -> J
-        raw_j = sum(per_device.values())
-        idle_j = (self.idle_power_w() or 0.0) * time_s
-        details = {"raw_energy_j": raw_j, "idle_energy_j": idle_j, "per_device_j": per_device}
-        return max(raw_j - idle_j, 0.0), details
+        return subtract_idle(per_device, self.idle_power_w(), time_s, "per_device_j")
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

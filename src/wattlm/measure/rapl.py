@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wattlm.errors import WattlmError
-from wattlm.measure.base import EnergyMeter
+from wattlm.measure.base import EnergyMeter, subtract_idle
 
 __all__ = ["DEFAULT_ROOT", "RaplMeter", "RaplZone", "delta_uj", "find_zones"]
 
@@ -124,11 +124,7 @@ class RaplMeter(EnergyMeter):
     def _energy_between(
         self, start: Any, end: Any, time_s: float, cpu_time_s: float
     ) -> tuple[float | None, dict[str, Any]]:
-        per_zone = self._per_zone_j(start, end)
-        raw_j = sum(per_zone.values())
-        idle_j = (self._idle_w or 0.0) * time_s
-        details = {"raw_energy_j": raw_j, "idle_energy_j": idle_j, "per_zone_j": per_zone}
-        return max(raw_j - idle_j, 0.0), details
+        return subtract_idle(self._per_zone_j(start, end), self._idle_w, time_s, "per_zone_j")
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
