@@ -57,3 +57,18 @@ def test_help_lists_every_command(capsys):
         assert cmd in out
     assert main(["--version"]) == 0
     assert "wattlm 0.1.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bench", "--no-such-option"], "No such option: --no-such-option"),
+        (["assets", "fetch"], "Missing argument"),
+        (["bench", "--repeats", "many"], "'many' is not a valid integer"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -72,15 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.ClickException):
-            if _state["debug"]:
-                raise
-            err.show()
-            return 2
-        raise
+    except typer.TyperException as err:  # usage errors: unknown option, bad value
+        if _state["debug"]:
+            raise
+        ctx = getattr(err, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.secho(f"error: {err.format_message()}{where}", err=True, fg=typer.colors.RED)
+        return getattr(err, "exit_code", 2)
     return rc if isinstance(rc, int) else 0
 
 
