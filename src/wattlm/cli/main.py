@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     _state["debug"] = "--debug" in args
     try:
-        rc = app(args=args, standalone_mode=False)
+        rc = app(args=args, prog_name="wattlm", standalone_mode=False)
     except WattlmError as err:
         if _state["debug"]:
             raise
