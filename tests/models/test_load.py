@@ -82,3 +82,12 @@ def test_bad_options(tmp_path):
 def test_cuda_requested_without_cuda():
     with pytest.raises(WattlmError, match="CUDA is not available"):
         load_model("x", device="cuda")
+
+
+def test_hub_id_without_a_reachable_hub_fails_fast_and_clearly(monkeypatch, tmp_path):
+    import wattlm.models.load as load_mod
+
+    monkeypatch.setattr(load_mod, "_hub_reachable", lambda: False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty local HF cache
+    with pytest.raises(WattlmError, match="from the model hub.*pass a local folder or .gguf"):
+        load_model("some-org/some-model")

@@ -119,6 +119,23 @@ def _auto_class(task: str) -> Any:
     return transformers.AutoModelForSequenceClassification
 
 
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the model hub answers a TCP connection (fail fast instead of long retries)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _quiet_tqdm() -> Iterator[None]:
     """Silence the raw tqdm bar of transformers' GGUF dequantizer (wattlm shows its own)."""
@@ -190,6 +207,8 @@ def load_model(
             )
         else:
             src = str(path) if path else spec
+        if fmt == "hub" and not _hub_reachable():
+            kwargs["local_files_only"] = True  # only a copy already in the local HF cache
         with _quiet_tqdm():  # the GGUF dequantizer draws its own raw tqdm bar
             model = auto.from_pretrained(src, **kwargs)
         tok_kwargs = {"gguf_file": kwargs["gguf_file"]} if fmt == "gguf" else {}
