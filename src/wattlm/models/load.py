@@ -209,8 +209,11 @@ def load_model(
             src = str(path) if path else spec
         if fmt == "hub" and not _hub_reachable():
             kwargs["local_files_only"] = True  # only a copy already in the local HF cache
+        if fmt == "gguf":  # dequantize in float32 (transformers' GGUF path), then cast
+            kwargs["dtype"] = torch.float32
         with _quiet_tqdm():  # the GGUF dequantizer draws its own raw tqdm bar
             model = auto.from_pretrained(src, **kwargs)
+        model.to(DTYPES[dtype])
         tok_kwargs = {"gguf_file": kwargs["gguf_file"]} if fmt == "gguf" else {}
         tokenizer = transformers.AutoTokenizer.from_pretrained(src, **tok_kwargs)
     except WattlmError:

@@ -1,0 +1,71 @@
+"""Precision casting: bf16 / fp16 weights, with per-module exceptions."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from wattlm.compress.base import CompressConfig, CompressContext, register
+from wattlm.errors import WattlmError
+
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+@register("cast")
+@dataclass(frozen=True)
+class CastConfig(CompressConfig):
+    """Cast parameters and buffers to ``dtype``, except modules matching ``keep``.
+
+    ``keep`` holds glob patterns on module names (``"lm_head"``, ``"*.embed_tokens"``);
+    kept modules stay in float32. Rotary-embedding buffers are always kept in float32.
+
+    Example:
+        >>> CastConfig(dtype="float16", keep=("lm_head",)).to_dict()
+        {'method': 'cast', 'dtype': 'float16', 'keep': ['lm_head']}
+    """
+
+    dtype: str = "bfloat16"
+    keep: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise WattlmError(
+                f"unknown dtype {self.dtype!r}", hint=f"choose from: {', '.join(_DTYPES)}"
+            )
+        object.__setattr__(self, "keep", tuple(self.keep))
+
+
+def _kept(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(name, p) or name.endswith("." + p) or name == p for p in patterns)
+
+
+def _cast(model: torch.nn.Module, config: CastConfig) -> int:
+    dtype = _DTYPES[config.dtype]
+    changed = 0
+    for name, module in model.named_modules():
+        if _kept(name, config.keep) or "rotary" in name:
+            continue
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point() and p.dtype != dtype:
+                p.data = p.data.to(dtype)
+                changed += p.numel()
+        for bname, b in module.named_buffers(recurse=False):
+            if b.is_floating_point() and b.dtype != dtype:
+                setattr(module, bname, b.to(dtype))
+    return changed
+
+
+@CastConfig.handler
+def _apply(model: torch.nn.Module, config: CastConfig, ctx: CompressContext) -> dict[str, Any]:
+    changed = _cast(model, config)
+    if config.keep and not any(_kept(n, config.keep) for n, _ in model.named_modules()):
+        raise WattlmError(f"keep patterns {list(config.keep)} match no module of the model")
+    return {"cast_parameters": changed}
+
+
+@CastConfig.restorer
+def _restore(model: torch.nn.Module, config: CastConfig) -> None:
+    _cast(model, config)
