@@ -141,12 +141,12 @@ def bench(
     from wattlm.measure.carbon import grid_intensity
     from wattlm.measure.context import collect_context
     from wattlm.measure.factory import make_meter
-    from wattlm.measure.memory import peak_rss_bytes
+    from wattlm.measure.memory import PeakRssSampler
 
     config = config or BenchConfig()
     threads = config.resolved_threads
     torch.set_num_threads(threads)
-    with steps(enabled=progress) as ui:
+    with PeakRssSampler() as rss, steps(enabled=progress) as ui:
         if model is None:
             advance = ui.add(f"loading {config.model}")
             model = load_model(config.model, dtype=config.dtype, device=config.device)
@@ -193,7 +193,7 @@ def bench(
         "model": model_info,
         "quality": quality,
         "memory": {
-            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_bytes": rss.peak_rss_bytes,
             "weights_resident_bytes": model_info["weight_bytes"],
         },
         "energy": {

@@ -42,10 +42,11 @@ def _root(
 
 
 def _attach() -> None:
-    from wattlm.cli import assets, bench, measure, report
+    from wattlm.cli import assets, bench, compress, measure, report
 
     app.add_typer(assets.app, name="assets")
     bench.register(app)
+    compress.register(app)
     measure.register(app)
     report.register(app)
 

@@ -20,7 +20,9 @@ class CastConfig(CompressConfig):
     """Cast parameters and buffers to ``dtype``, except modules matching ``keep``.
 
     ``keep`` holds glob patterns on module names (``"lm_head"``, ``"*.embed_tokens"``);
-    kept modules stay in float32. Rotary-embedding buffers are always kept in float32.
+    kept modules stay in float32 (a tied embedding stays with its ``lm_head``), and every
+    Linear then casts its input to its own weight's dtype. Rotary-embedding buffers are
+    always kept in float32.
 
     Example:
         >>> CastConfig(dtype="float16", keep=("lm_head",)).to_dict()
@@ -44,18 +46,27 @@ def _kept(name: str, patterns: tuple[str, ...]) -> bool:
 
 def _cast(model: torch.nn.Module, config: CastConfig) -> int:
     dtype = _DTYPES[config.dtype]
+    kept_modules = [m for n, m in model.named_modules() if _kept(n, config.keep) or "rotary" in n]
+    # a tied parameter (embedding = lm_head) stays if any module that owns it is kept
+    kept = {id(t) for m in kept_modules for t in [*m.parameters(), *m.buffers()]}
     changed = 0
-    for name, module in model.named_modules():
-        if _kept(name, config.keep) or "rotary" in name:
-            continue
+    for module in model.modules():
         for p in module.parameters(recurse=False):
-            if p.is_floating_point() and p.dtype != dtype:
+            if id(p) not in kept and p.is_floating_point() and p.dtype != dtype:
                 p.data = p.data.to(dtype)
                 changed += p.numel()
         for bname, b in module.named_buffers(recurse=False):
-            if b.is_floating_point() and b.dtype != dtype:
+            if id(b) not in kept and b.is_floating_point() and b.dtype != dtype:
                 setattr(module, bname, b.to(dtype))
+    if config.keep:  # mixed precision: every Linear computes in its own weight's dtype
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and not hasattr(module, "_wattlm_cast_hook"):
+                module._wattlm_cast_hook = module.register_forward_pre_hook(_to_weight_dtype)
     return changed
+
+
+def _to_weight_dtype(module: torch.nn.Linear, args: tuple) -> tuple:
+    return (args[0].to(module.weight.dtype), *args[1:])
 
 
 @CastConfig.handler

@@ -26,6 +26,7 @@ from wattlm.errors import WattlmError
 from wattlm.models.fingerprint import disk_bytes, parameter_count, state_dict_sha256, weight_bytes
 
 TASKS = ("causal-lm", "sequence-classification")
+COMPRESSION_FILE = "wattlm_compression.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -50,6 +51,7 @@ class LoadedModel:
     format: str = "memory"
     task: str = "causal-lm"
     notes: list[str] = field(default_factory=list)
+    compression: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def gguf_path(self) -> Path | None:
@@ -188,6 +190,12 @@ def load_model(
     _check_device(device)
     auto = _auto_class(task)
     path, fmt = _resolve(spec)
+    if fmt == "hf" and (path / COMPRESSION_FILE).is_file():
+        from wattlm.models.compressed import load_compressed
+
+        loaded = load_compressed(path, spec=spec, auto=auto, task=task)
+        loaded.model.eval().to(device)
+        return loaded
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # wattlm shows its own progress
@@ -232,7 +240,9 @@ def load_model(
 def save_model(loaded: LoadedModel, out_dir: str | Path) -> Path:
     """Save weights (safetensors), config and tokenizer to ``out_dir`` atomically.
 
-    Models loaded from GGUF carry a GGUF quantization config that ``save_pretrained``
+    A model with compression stages applied (``loaded.compression``) is saved with the
+    stage list in ``wattlm_compression.json``; :func:`load_model` rebuilds its modules from
+    it. Models loaded from GGUF carry a GGUF quantization config that ``save_pretrained``
     refuses; they are rebuilt from a clean config first. The folder loads back with
     :func:`load_model`.
     """
@@ -248,6 +258,11 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> Path:
         model = clean
     out = Path(out_dir)
     with atomic_path(out, directory=True) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        if loaded.compression:
+            from wattlm.models.compressed import save_compressed
+
+            save_compressed(model, loaded.compression, tmp)
+        else:
+            model.save_pretrained(tmp, safe_serialization=True)
         loaded.tokenizer.save_pretrained(tmp)
     return out

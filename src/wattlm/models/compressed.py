@@ -1,0 +1,87 @@
+"""Saving and loading models changed by compression stages.
+
+A compressed model folder holds the Hugging Face ``config.json`` (already reflecting
+structural changes such as pruned heads or dropped layers), ``model.safetensors`` with the
+stored tensors (int8/int4 buffers included, each in its saved dtype), the tokenizer, and
+``wattlm_compression.json``: the ordered stage configs. Loading builds the float model
+from the config, lets each stage's restorer rebuild its modules, then assigns the saved
+tensors (dtypes kept) and re-ties the embedding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wattlm.errors import WattlmError
+
+COMPRESSION_FILE = "wattlm_compression.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def save_compressed(model: torch.nn.Module, stages: list[dict[str, Any]], folder: Path) -> None:
+    """Write config, tensors and the stage list of a compressed model into ``folder``."""
+    from safetensors.torch import save_model
+
+    model.config.save_pretrained(folder)
+    save_model(model, str(folder / WEIGHTS_FILE))  # drops the tied duplicate safely
+    record = {"format_version": FORMAT_VERSION, "stages": stages}
+    (folder / COMPRESSION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def load_compressed(folder: Path, *, spec: str, auto: Any, task: str):
+    """Rebuild a model saved by :func:`save_compressed`."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    from wattlm.compress.base import CompressConfig, restore_
+    from wattlm.models.load import LoadedModel
+
+    record = json.loads((folder / COMPRESSION_FILE).read_text(encoding="utf-8"))
+    if record.get("format_version", 0) > FORMAT_VERSION:
+        raise WattlmError(f"{folder} was saved by a newer wattlm", hint="upgrade wattlm")
+    stages = record["stages"]
+    config = AutoConfig.from_pretrained(folder)
+    model = auto.from_config(config, dtype=torch.float32)
+    for stage in stages:
+        restore_(model, CompressConfig.from_dict(stage["config"]))
+    state = load_file(str(folder / WEIGHTS_FILE))
+    tied = _tied_names(model) if getattr(config, "tie_word_embeddings", False) else {}
+    result = model.load_state_dict(state, strict=False, assign=True)
+    missing = set(result.missing_keys) - set(tied.values())
+    if missing or result.unexpected_keys:
+        raise WattlmError(
+            f"{folder} does not match its compression stages: missing "
+            f"{sorted(missing)[:5]}, unexpected {sorted(result.unexpected_keys)[:5]}"
+        )
+    if tied:  # the file holds one of the two tied tensors; share it again
+        emb, out = model.get_input_embeddings(), model.get_output_embeddings()
+        if tied["input"] in result.missing_keys:
+            emb.weight = out.weight
+        else:
+            out.weight = emb.weight
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    names = ", ".join(s["method"] for s in stages)
+    return LoadedModel(
+        model,
+        tokenizer,
+        spec,
+        folder.resolve(),
+        "hf",
+        task,
+        notes=[f"compressed by wattlm: {names}"],
+        compression=stages,
+    )
+
+
+def _tied_names(model: torch.nn.Module) -> dict[str, str]:
+    """State-dict names of the input embedding and output projection weights."""
+    emb, out = model.get_input_embeddings(), model.get_output_embeddings()
+    names = {m: n for n, m in model.named_modules()}
+    return {"input": f"{names[emb]}.weight", "output": f"{names[out]}.weight"}

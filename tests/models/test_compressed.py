@@ -1,0 +1,27 @@
+import json
+
+import torch
+
+from wattlm.compress.recipe import Recipe, apply_recipe
+from wattlm.models.load import load_model, save_model
+from wattlm.testing.tiny import tiny_causal_lm
+
+
+def test_compressed_model_saves_and_reloads_with_stages(tmp_path):
+    lm = tiny_causal_lm(seed=2)
+    recipe = Recipe.from_dict(
+        {"stages": [{"method": "cast", "dtype": "bfloat16", "keep": ["lm_head"]}]}
+    )
+    lm.compression = apply_recipe(lm.model, recipe, tokenizer=lm.tokenizer)
+    out = save_model(lm, tmp_path / "m")
+    record = json.loads((out / "wattlm_compression.json").read_text())
+    assert [s["method"] for s in record["stages"]] == ["cast"]
+    back = load_model(str(out))
+    assert back.compression == lm.compression
+    assert back.model.model.layers[0].self_attn.o_proj.weight.dtype == torch.bfloat16
+    assert back.model.lm_head.weight.dtype == torch.float32
+    assert back.model.lm_head.weight is back.model.model.embed_tokens.weight
+    ids = torch.tensor([[3, 14, 15, 92, 65]])
+    with torch.no_grad():
+        assert torch.equal(back.model(ids).logits, lm.model(ids).logits)
+    assert any("compressed by wattlm: cast" in n for n in back.notes)
