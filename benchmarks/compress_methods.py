@@ -75,12 +75,7 @@ def main() -> None:
         if only and stages and not only & {s["method"] for s in stages}:
             continue
         lm = LoadedModel(
-            copy.deepcopy(base.model),
-            base.tokenizer,
-            f"smollm2-135m:{label}",
-            base.path,
-            "memory",
-            "causal-lm",
+            copy.deepcopy(base.model), base.tokenizer, f"smollm2-135m:{label}", None, "memory"
         )
         t0 = time.perf_counter()
         try:
