@@ -1,0 +1,12 @@
+"""Export models to other runtimes' formats: GGUF for llama.cpp.
+
+Example:
+    >>> from wattlm.export import export_gguf, QTYPES
+    >>> sorted(QTYPES)[:3]
+    ['bf16', 'f16', 'f32']
+"""
+
+from wattlm.export._gguf_tensors import permute_rope, unpermute_rope
+from wattlm.export.gguf_writer import QTYPES, export_gguf
+
+__all__ = ["QTYPES", "export_gguf", "permute_rope", "unpermute_rope"]
