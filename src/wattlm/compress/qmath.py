@@ -81,3 +81,35 @@ def snr_db(reference: torch.Tensor, approx: torch.Tensor) -> float:
     ref = reference.float()
     noise = (ref - approx.float()).pow(2).mean().clamp(min=1e-30)
     return float(10 * torch.log10(ref.pow(2).mean() / noise))
+
+
+def quantize_int4_groupwise_float_zero(
+    w: torch.Tensor, group_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(q uint8 in [0,15] [out, in], scale [out, in/g], offset [out, in/g])`` (float32),
+    ``w ≈ q * scale + offset`` with ``offset`` the group minimum, kept exactly (a float
+    zero point, the convention of torch's int4 "tinygemm" kernels). Unlike the integer
+    zero of :func:`quantize_int4_groupwise`, it reproduces exactly any 4-bit min/max grid
+    the weights already lie on (e.g. a GGUF Q4_1 file dequantized to float).
+
+    Example:
+        >>> w = torch.tensor([[0.1 + 0.3 * i for i in range(16)] * 2])
+        >>> q, s, o = quantize_int4_groupwise_float_zero(w, 32)
+        >>> torch.allclose(dequantize_int4_float_zero(q, s, o, 32), w, atol=1e-6)
+        True
+    """
+    out_f, in_f = w.shape
+    check_group_size(in_f, group_size)
+    g = w.float().reshape(out_f, in_f // group_size, group_size)
+    lo, hi = g.amin(dim=2), g.amax(dim=2)
+    scale = ((hi - lo) / 15.0).clamp(min=1e-12)
+    q = torch.round((g - lo[..., None]) / scale[..., None]).clamp(0, 15)
+    return q.reshape(out_f, in_f).to(torch.uint8), scale, lo
+
+
+def dequantize_int4_float_zero(
+    q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, group_size: int
+) -> torch.Tensor:
+    out_f, in_f = q.shape
+    g = q.float().reshape(out_f, in_f // group_size, group_size)
+    return (g * scale[..., None] + offset[..., None]).reshape(out_f, in_f)

@@ -8,6 +8,7 @@ from wattlm.errors import WattlmError
 BACKENDS = {
     "torch": "wattlm.bench.backends.torch_eager:TorchBackend",
     "llamacpp": "wattlm.bench.backends.llamacpp:LlamaCppBackend",
+    "onnxruntime": "wattlm.bench.backends.onnxruntime:OnnxRuntimeBackend",
 }
 
 

@@ -1,0 +1,175 @@
+"""ONNX Runtime backend: greedy prefill/decode of a KV-cache ONNX graph.
+
+The graph is the step function written by :func:`wattlm.export.onnx_export.export_onnx`
+(either route) or by onnxruntime-genai's model builder: ``input_ids``, ``attention_mask``
+and ``past_key_values.{i}.key|value`` in; ``logits`` and ``present.{i}.key|value`` out.
+The cache stays inside ONNX Runtime: each step's ``present`` outputs are ``OrtValue``
+objects bound (IO binding) as the next step's ``past`` inputs, never copied to numpy; only
+the last position's logits come back to pick the next token.
+
+Example:
+    >>> with OnnxRuntimeBackend("runs/onnx", threads=2, batch_size=8) as backend:  # doctest: +SKIP
+    ...     tokens = backend.generate([[504, 3575, 282], [1780, 314, 260]], 8)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wattlm.bench.backends.base import Backend
+from wattlm.errors import WattlmError
+
+PAST = re.compile(r"past_key_values\.(\d+)\.(key|value)")
+ONNX_HINT = 'pip install "wattlm[onnx]"'
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise WattlmError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _model_file(spec: str | Path) -> Path:
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        path = path / "model.onnx"
+    if not path.is_file() or path.suffix != ".onnx":
+        raise WattlmError(
+            f"ONNX model not found: {path}",
+            hint="pass a model.onnx file or the folder export_onnx wrote",
+        )
+    return path
+
+
+class OnnxRuntimeBackend(Backend):
+    """Greedy decoding on ONNX Runtime's CPU provider, cache kept as ``OrtValue`` objects.
+
+    Args:
+        onnx_path_or_folder: a ``.onnx`` file, or a folder holding ``model.onnx``.
+        threads: intra-op threads (one inter-op thread, sequential execution).
+        batch_size: the most sequences per :meth:`prefill`.
+
+    Attributes:
+        last_logits: float32 ``[batch, vocab]`` logits of the last forward pass, for checks.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path_or_folder: str | Path, *, threads: int, batch_size: int):
+        self.threads = _positive("threads", threads)
+        self.batch_size = _positive("batch_size", batch_size)
+        self.path = _model_file(onnx_path_or_folder)
+        try:
+            import onnxruntime as ort
+            from onnxruntime.capi import onnxruntime_pybind11_state as state
+        except ImportError as err:
+            raise WattlmError("the onnxruntime backend needs onnxruntime", hint=ONNX_HINT) from err
+        self._ort = ort
+        self._errors = (RuntimeError, *(v for v in vars(state).values() if _is_error(v)))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except self._errors as err:
+            raise WattlmError(f"ONNX Runtime cannot load {self.path}: {err}") from err
+        self._past = [i for i in self.session.get_inputs() if PAST.fullmatch(i.name)]
+        self._present = [n.replace("past_key_values", "present") for n in self._names(self._past)]
+        outputs = {o.name for o in self.session.get_outputs()}
+        if not self._past or not {"logits", *self._present} <= outputs:
+            raise WattlmError(
+                f"{self.path} is not a KV-cache decoder (no past_key_values/present pairs)",
+                hint="export it with wattlm.export.onnx_export.export_onnx",
+            )
+        self._kv_shape = self._cache_shape()
+        self._cache: list[Any] | None = None
+        self._next: np.ndarray | None = None
+        self._length = 0
+        self.last_logits: np.ndarray | None = None
+
+    @staticmethod
+    def _names(values: list[Any]) -> list[str]:
+        return [v.name for v in values]
+
+    def _cache_shape(self) -> tuple[int, int]:
+        """(kv heads, head dim): from the graph, else from the builder's genai_config.json."""
+        shape = self._past[0].shape
+        if isinstance(shape[1], int) and isinstance(shape[3], int):
+            return shape[1], shape[3]
+        config = self.path.parent / "genai_config.json"
+        if config.is_file():
+            decoder = json.loads(config.read_text())["model"]["decoder"]
+            return decoder["num_key_value_heads"], decoder["head_size"]
+        raise WattlmError(f"cannot tell the KV cache shape of {self.path}")
+
+    def _step(self, ids: np.ndarray, cache: list[Any]) -> np.ndarray:
+        """One forward pass; keeps the new cache in ``self._cache``, returns next tokens."""
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", ids)
+        binding.bind_cpu_input("attention_mask", np.ones((ids.shape[0], self._length), np.int64))
+        for name, value in zip(self._names(self._past), cache, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        for name in ["logits", *self._present]:
+            binding.bind_output(name, "cpu")
+        try:
+            self.session.run_with_iobinding(binding)
+        except self._errors as err:
+            raise WattlmError(f"ONNX Runtime failed on {self.path.name}: {err}") from err
+        logits, *self._cache = binding.get_outputs()
+        self.last_logits = logits.numpy()[:, -1]
+        return self.last_logits.argmax(-1).astype(np.int64)
+
+    def prefill(self, prompts: list[list[int]]) -> list[int]:
+        lengths = {len(p) for p in prompts}
+        if not prompts or len(lengths) != 1 or 0 in lengths or len(prompts) > self.batch_size:
+            raise WattlmError(
+                f"prefill needs 1 to {self.batch_size} non-empty prompts of equal length",
+                hint=f"got {len(prompts)} prompts of lengths {sorted(lengths)}",
+            )
+        ids = np.asarray(prompts, dtype=np.int64)
+        kv_heads, head_dim = self._kv_shape
+        empty = np.zeros((len(prompts), kv_heads, 0, head_dim), np.float32)
+        value = self._ort.OrtValue.ortvalue_from_numpy(empty)
+        self._length = ids.shape[1]
+        self._next = self._step(ids, [value] * len(self._past))
+        return self._next.tolist()
+
+    def decode(self, steps: int) -> list[list[int]]:
+        if self._next is None or self._cache is None:
+            raise RuntimeError("decode() called before prefill()")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise WattlmError(f"steps must be an integer >= 0, got {steps!r}")
+        produced = np.empty((self._next.shape[0], steps), dtype=np.int64)
+        for k in range(steps):
+            self._length += 1
+            self._next = self._step(self._next[:, None], self._cache)
+            produced[:, k] = self._next
+        return produced.tolist()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "onnxruntime": self._ort.__version__,
+            "threads": self.threads,
+            "inter_op_threads": 1,
+            "execution_mode": "sequential",
+            "provider": "CPUExecutionProvider",
+            "model_file": str(self.path),
+            "kv_cache": "OrtValue io-binding",
+        }
+
+    def close(self) -> None:
+        self._cache = None
+        self._next = None
+
+
+def _is_error(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, Exception)
