@@ -52,3 +52,13 @@ def test_round_trip_and_method_list():
     recipe = Recipe.from_dict({"name": "x", "stages": [{"method": "cast", "keep": ["lm_head"]}]})
     assert Recipe.from_dict(recipe.to_dict()) == recipe
     assert "cast" in method_names()
+
+
+def test_shipped_recipes_are_valid():
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
+    assert len(shipped) >= 5
+    for path in shipped:
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
