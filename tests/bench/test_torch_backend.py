@@ -39,5 +39,5 @@ def test_decode_before_prefill_and_bad_threads():
 
 def test_registry_rejects_unknown_backend():
     assert backend_class("torch") is TorchBackend
-    with pytest.raises(WattlmError, match="unknown backend 'onnx'.*llamacpp, torch"):
+    with pytest.raises(WattlmError, match="unknown backend .onnx.*llamacpp, onnxruntime, torch"):
         backend_class("onnx")

@@ -81,27 +81,24 @@ class OnnxRuntimeBackend(Backend):
             )
         except self._errors as err:
             raise WattlmError(f"ONNX Runtime cannot load {self.path}: {err}") from err
-        self._past = [i for i in self.session.get_inputs() if PAST.fullmatch(i.name)]
-        self._present = [n.replace("past_key_values", "present") for n in self._names(self._past)]
+        past = [i for i in self.session.get_inputs() if PAST.fullmatch(i.name)]
+        self._past = [i.name for i in past]
+        self._present = [n.replace("past_key_values", "present") for n in self._past]
         outputs = {o.name for o in self.session.get_outputs()}
-        if not self._past or not {"logits", *self._present} <= outputs:
+        if not past or not {"logits", *self._present} <= outputs:
             raise WattlmError(
                 f"{self.path} is not a KV-cache decoder (no past_key_values/present pairs)",
                 hint="export it with wattlm.export.onnx_export.export_onnx",
             )
-        self._kv_shape = self._cache_shape()
+        self._kv_shape = self._cache_shape(past[0].shape)
+        self._kv_dtype = np.float16 if past[0].type == "tensor(float16)" else np.float32
         self._cache: list[Any] | None = None
         self._next: np.ndarray | None = None
         self._length = 0
         self.last_logits: np.ndarray | None = None
 
-    @staticmethod
-    def _names(values: list[Any]) -> list[str]:
-        return [v.name for v in values]
-
-    def _cache_shape(self) -> tuple[int, int]:
+    def _cache_shape(self, shape: list[Any]) -> tuple[int, int]:
         """(kv heads, head dim): from the graph, else from the builder's genai_config.json."""
-        shape = self._past[0].shape
         if isinstance(shape[1], int) and isinstance(shape[3], int):
             return shape[1], shape[3]
         config = self.path.parent / "genai_config.json"
@@ -115,7 +112,7 @@ class OnnxRuntimeBackend(Backend):
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", ids)
         binding.bind_cpu_input("attention_mask", np.ones((ids.shape[0], self._length), np.int64))
-        for name, value in zip(self._names(self._past), cache, strict=True):
+        for name, value in zip(self._past, cache, strict=True):
             binding.bind_ortvalue_input(name, value)
         for name in ["logits", *self._present]:
             binding.bind_output(name, "cpu")
@@ -136,7 +133,7 @@ class OnnxRuntimeBackend(Backend):
             )
         ids = np.asarray(prompts, dtype=np.int64)
         kv_heads, head_dim = self._kv_shape
-        empty = np.zeros((len(prompts), kv_heads, 0, head_dim), np.float32)
+        empty = np.zeros((len(prompts), kv_heads, 0, head_dim), self._kv_dtype)
         value = self._ort.OrtValue.ortvalue_from_numpy(empty)
         self._length = ids.shape[1]
         self._next = self._step(ids, [value] * len(self._past))
