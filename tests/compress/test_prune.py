@@ -161,6 +161,8 @@ def test_wanda_keeps_weights_with_large_inputs_where_magnitude_would_not():
     magnitude = sp.row_masks(toy.proj.weight.abs(), 0.5)
     assert magnitude.tolist() == [[True, True, False, False]]
     assert wanda.tolist() == [[False, True, True, False]]
+    sp.wanda_prune_(toy, layers, x, lambda s: sp.row_masks(s, 0.5))  # no block stack: one pass
+    assert (toy.proj.weight != 0).tolist() == wanda.tolist()
 
 
 @pytest.mark.parametrize("per_output", [True, False])

@@ -75,19 +75,29 @@ def test_pattern_holds_on_every_group(n, m):
         assert (kept_min >= dropped_max).all(), name
 
 
-def test_wanda_criterion_keeps_top_wanda_scores_per_group():
+def test_wanda_criterion_keeps_top_wanda_scores_in_sequential_order():
     lm, ref, magnitude = tiny_causal_lm(), tiny_causal_lm(), tiny_causal_lm()
     ctx = _ctx()
+    ids = ctx.calibration_batch(4, 32)
     compress_(lm.model, NMSparsityConfig(criterion="wanda", calibration_samples=4, seq_len=32), ctx)
     compress_(magnitude.model, NMSparsityConfig())
-    layers = _targeted(ref.model)
-    norms = sp.input_norms(ref.model, layers, ctx.calibration_batch(4, 32))
-    name = "model.layers.1.mlp.down_proj"
-    expected = sp.nm_mask(sp.wanda_scores(layers[name].weight, norms[name]), 2, 4)
-    got = lm.model.get_submodule(name).weight != 0
-    assert torch.equal(got, expected)
-    other = magnitude.model.get_submodule(name).weight != 0
-    assert (got != other).any()
+    original = _targeted(ref.model)
+    dense_norms = sp.input_norms(ref.model, original, ids)  # what block 0 sees
+    hybrid = tiny_causal_lm().model  # block 0 pruned, block 1 dense: what block 1 sees
+    hybrid.model.layers[0].load_state_dict(lm.model.model.layers[0].state_dict())
+    pruned_norms = sp.input_norms(hybrid, _targeted(hybrid), ids)
+    for name, norms in [
+        ("model.layers.0.mlp.down_proj", dense_norms),
+        ("model.layers.1.self_attn.q_proj", pruned_norms),
+        ("model.layers.1.mlp.down_proj", pruned_norms),
+    ]:
+        expected = sp.nm_mask(sp.wanda_scores(original[name].weight, norms[name]), 2, 4)
+        got = lm.model.get_submodule(name).weight != 0
+        assert torch.equal(got, expected), name
+        assert (got != (magnitude.model.get_submodule(name).weight != 0)).any()
+    name = "model.layers.1.self_attn.q_proj"  # the one-pass dense norms would differ here
+    one_pass = sp.nm_mask(sp.wanda_scores(original[name].weight, dense_norms[name]), 2, 4)
+    assert not torch.equal(lm.model.get_submodule(name).weight != 0, one_pass)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")

@@ -180,4 +180,5 @@ def test_smollm2_int4_keeps_perplexity_and_shrinks_weights():
     report = compress_(lm.model, Int4WeightConfig())
     assert report["layers_quantized"] == 30 * 7
     assert weight_bytes(lm.model) < 0.3 * report["weight_bytes_before"]
-    assert perplexity(lm.model, ids, max_length=512, stride=256).value < 1.05 * base
+    # float zero points reproduce the Q4_1 grid the embedded weights lie on: ~free (+0.1%)
+    assert perplexity(lm.model, ids, max_length=512, stride=256).value < 1.01 * base

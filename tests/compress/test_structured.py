@@ -246,6 +246,7 @@ def test_config_json_round_trip(cfg):
         ({"layers": (1, 1)}, LayerDropConfig, "repeat"),
         ({"layers": (-1,)}, LayerDropConfig, ">= 0"),
         ({"layers": ()}, LayerDropConfig, "at least one"),
+        ({"layers": ("2",)}, LayerDropConfig, "integer indices"),
     ],
 )
 def test_invalid_configs(kwargs, cls, match):

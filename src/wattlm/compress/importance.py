@@ -109,7 +109,9 @@ def activation_importance(
     from wattlm.compress.sparsity import input_norms
 
     owners = {id(m.weight): m for m in model.modules() if isinstance(m, torch.nn.Linear)}
-    columns = {n: owners[id(t)] for n, (t, keep) in targets.items() if keep == 1 and id(t) in owners}
+    columns = {
+        n: owners[id(t)] for n, (t, keep) in targets.items() if keep == 1 and id(t) in owners
+    }
     norms = input_norms(model, columns, ids)
     return {
         n: norms[n].pow(2) * t.detach().float().pow(2).sum(0)

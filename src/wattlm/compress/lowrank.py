@@ -101,9 +101,17 @@ def energy_rank(singular_values: torch.Tensor, energy: float) -> int:
     return min(r, singular_values.numel())
 
 
-def factorize(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(A [rank × in], B [out × rank])`` with ``B @ A`` the best rank-``rank`` approximation."""
-    u, s, vh = torch.linalg.svd(weight.detach().float(), full_matrices=False)
+def svd(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD ``(U, S, Vᵀ)`` of a weight, in float32."""
+    return torch.linalg.svd(weight.detach().float(), full_matrices=False)
+
+
+def factorize(
+    weight: torch.Tensor, rank: int, usv: tuple[torch.Tensor, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A [rank × in], B [out × rank])`` with ``B @ A`` the best rank-``rank`` approximation
+    (Eckart–Young); ``usv`` reuses an SVD already computed."""
+    u, s, vh = usv if usv is not None else svd(weight)
     root = s[:rank].sqrt()
     return root[:, None] * vh[:rank], u[:, :rank] * root
 
@@ -145,6 +153,7 @@ def _apply(model: torch.nn.Module, config: LowRankConfig, ctx: CompressContext) 
     for name, layer in layers.items():
         dense, thin = layer.in_features * layer.out_features, layer.in_features + layer.out_features
         before += dense
+        usv = None
         if config.ranks is not None:  # replay recorded ranks exactly
             rank = recorded.get(name)
             if rank is not None and rank > min(layer.in_features, layer.out_features):
@@ -152,14 +161,15 @@ def _apply(model: torch.nn.Module, config: LowRankConfig, ctx: CompressContext) 
         elif config.rank_ratio is not None:
             rank = _ratio_rank(layer, config.rank_ratio)
         else:
-            rank = energy_rank(torch.linalg.svdvals(layer.weight.float()), config.energy)
+            usv = svd(layer.weight)
+            rank = energy_rank(usv[1], config.energy)
         if rank is not None and config.ranks is None and not _saves(layer, rank):
             skipped[name] = f"rank {rank}: {rank * thin} weights >= {dense} dense"
             rank = None
         if rank is None:
             after += dense
             continue
-        a, b = factorize(layer.weight, rank)
+        a, b = factorize(layer.weight, rank, usv)
         new = _shell(layer, rank)
         new.a.weight.copy_(a)
         new.b.weight.copy_(b)

@@ -93,10 +93,11 @@ def magnitude_masks(
     if scope == "global":
         total = sum(s.numel() for s in scores.values())
         return sp.lowest_k_masks(scores, round(sparsity * total))
-    return {
-        name: sp.lowest_k_masks({name: s}, round(sparsity * s.numel()))[name]
-        for name, s in scores.items()
-    }
+    return {name: _layer_keep(s, sparsity) for name, s in scores.items()}
+
+
+def _layer_keep(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    return sp.lowest_k_masks({"w": scores}, round(sparsity * scores.numel()))["w"]
 
 
 @contextlib.contextmanager
@@ -173,7 +174,8 @@ class WandaConfig(CompressConfig):
     """Wanda (Sun et al. 2023): prune the lowest ``|W_ij| · ‖X_j‖₂`` per output row.
 
     ``‖X_j‖₂`` is the norm of input feature ``j`` over ``calibration_samples`` × ``seq_len``
-    train-split tokens (forward hooks, one pass of the dense model). ``per_output=False``
+    train-split tokens, gathered block by block on the already pruned model (Wanda's
+    order, :func:`~wattlm.compress.sparsity.wanda_prune_`). ``per_output=False``
     ranks each whole layer instead of each row. For N:M with Wanda scores, use
     ``NMSparsityConfig(criterion="wanda")``.
 
@@ -203,17 +205,10 @@ def _apply_wanda(
 ) -> dict[str, Any]:
     layers = sp.select_linears(model, config.targets, config.skip)
     ids = ctx.calibration_batch(config.calibration_samples, config.seq_len)
-    norms = sp.input_norms(model, layers, ids)
-    masks = {}
-    for name, layer in layers.items():
-        scores = sp.wanda_scores(layer.weight, norms[name])
-        if config.per_output:
-            masks[name] = sp.row_masks(scores, config.sparsity)
-        else:
-            masks[name] = sp.lowest_k_masks(
-                {name: scores}, round(config.sparsity * scores.numel())
-            )[name]
-    sp.apply_masks_(layers, masks)
+    if config.per_output:
+        sp.wanda_prune_(model, layers, ids, lambda s: sp.row_masks(s, config.sparsity))
+    else:
+        sp.wanda_prune_(model, layers, ids, lambda s: _layer_keep(s, config.sparsity))
     return sp.sparsity_report(layers)
 
 

@@ -135,18 +135,14 @@ def _apply(
         )
     if config.semi_structured:
         _check_semi_structured(layers)
-    norms = {}
     if config.criterion == "wanda":
         ids = ctx.calibration_batch(config.calibration_samples, config.seq_len)
-        norms = sp.input_norms(model, layers, ids)
-    masks = {}
-    for name, layer in layers.items():
-        if config.criterion == "wanda":
-            scores = sp.wanda_scores(layer.weight, norms[name])
-        else:
-            scores = layer.weight.detach().abs()
-        masks[name] = sp.nm_mask(scores, config.n, config.m)
-    sp.apply_masks_(layers, masks)
+        sp.wanda_prune_(model, layers, ids, lambda s: sp.nm_mask(s, config.n, config.m))
+    else:
+        masks = {
+            n: sp.nm_mask(m.weight.detach().abs(), config.n, config.m) for n, m in layers.items()
+        }
+        sp.apply_masks_(layers, masks)
     report = sp.sparsity_report(layers)
     report["pattern"] = f"{config.n}:{config.m}"
     if config.semi_structured:

@@ -2,7 +2,8 @@
 
 - layer selection: glob patterns on module names (:func:`select_linears`);
 - scores: ``|W|`` (magnitude) or ``|W| · ‖X_j‖₂`` (Wanda, :func:`wanda_scores`), with the
-  input-activation norms gathered by forward hooks (:func:`input_norms`);
+  input-activation norms gathered by forward hooks, in one pass (:func:`input_norms`) or
+  block by block on the already pruned model, as Wanda does (:func:`wanda_prune_`);
 - masks with an exact count of pruned weights, ties broken by position: over one tensor or
   many at once (:func:`lowest_k_masks`), per output row (:func:`row_masks`), or N:M
   (:func:`nm_mask`);
@@ -14,7 +15,9 @@ Masks are boolean tensors shaped like the weight, ``True`` = keep.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -113,21 +116,10 @@ def wanda_scores(weight: torch.Tensor, input_norm: torch.Tensor) -> torch.Tensor
     return weight.detach().float().abs() * input_norm.float()[None, :]
 
 
-@torch.no_grad()
-def input_norms(
-    model: torch.nn.Module,
-    layers: dict[str, torch.nn.Linear],
-    ids: torch.Tensor,
-    batch_size: int = 4,
-) -> dict[str, torch.Tensor]:
-    """``‖X_j‖₂`` over every calibration token, per input feature of each layer.
-
-    Forward hooks sum ``x²`` while ``model`` runs on ``ids`` in chunks of ``batch_size``
-    rows; the activations are the dense model's (one pass, not layer-by-layer).
-    """
-    sums = {
-        name: torch.zeros(layer.in_features, dtype=torch.float64) for name, layer in layers.items()
-    }
+@contextlib.contextmanager
+def _squared_input_sums(layers: dict[str, torch.nn.Linear]) -> Iterator[dict[str, torch.Tensor]]:
+    """Forward hooks summing ``x²`` per input feature of each layer while the block runs."""
+    sums = {n: torch.zeros(m.in_features, dtype=torch.float64) for n, m in layers.items()}
 
     def hook(name: str):
         def add(_module, args, _output):
@@ -138,13 +130,68 @@ def input_norms(
 
     handles = [layer.register_forward_hook(hook(name)) for name, layer in layers.items()]
     try:
-        device = next(model.parameters()).device
-        for chunk in ids.split(batch_size):
-            model(chunk.to(device))
+        yield sums
     finally:
         for handle in handles:
             handle.remove()
+
+
+@torch.no_grad()
+def input_norms(
+    model: torch.nn.Module,
+    layers: dict[str, torch.nn.Linear],
+    ids: torch.Tensor,
+    batch_size: int = 4,
+) -> dict[str, torch.Tensor]:
+    """``‖X_j‖₂`` over every calibration token, per input feature of each layer, from one
+    pass of ``model`` over ``ids`` in chunks of ``batch_size`` rows."""
+    device = next(model.parameters()).device
+    with _squared_input_sums(layers) as sums:
+        for chunk in ids.split(batch_size):
+            model(chunk.to(device))
     return {name: s.sqrt().float() for name, s in sums.items()}
+
+
+@torch.no_grad()
+def wanda_prune_(
+    model: torch.nn.Module,
+    layers: dict[str, torch.nn.Linear],
+    ids: torch.Tensor,
+    keep: Callable[[torch.Tensor], torch.Tensor],
+    batch_size: int = 4,
+) -> None:
+    """Prune ``layers`` by ``keep(|W| · ‖X_j‖₂)`` in Wanda's sequential order.
+
+    The decoder runs block by block: a block's input norms are gathered on what the
+    already pruned blocks before it compute, its layers are pruned, then the pruned block
+    runs to feed the next one. Targeted layers outside the decoder blocks (or a model
+    without a block stack) get their norms from one pass of the whole model at the end.
+    """
+    from wattlm.compress.calibrate_hooks import capture_layer_inputs, decoder_layers, run_layer
+
+    def prune(group: dict[str, torch.nn.Linear], sums: dict[str, torch.Tensor]) -> None:
+        apply_masks_(
+            group, {n: keep(wanda_scores(m.weight, sums[n].sqrt())) for n, m in group.items()}
+        )
+
+    try:
+        prefix, blocks = decoder_layers(model)
+    except WattlmError:
+        prefix, blocks = "", torch.nn.ModuleList()
+    todo = dict(layers)
+    inputs = capture_layer_inputs(model, ids, batch_size=batch_size) if len(blocks) else []
+    for i, block in enumerate(blocks):
+        if not todo:
+            break
+        mine = {n: todo.pop(n) for n in list(todo) if n.startswith(f"{prefix}.{i}.")}
+        if mine:
+            with _squared_input_sums(mine) as sums:
+                run_layer(block, inputs)
+            prune(mine, sums)
+        inputs = run_layer(block, inputs)
+    if todo:
+        norms = input_norms(model, todo, ids, batch_size)
+        prune(todo, {n: v.double().pow(2) for n, v in norms.items()})
 
 
 def apply_masks_(layers: dict[str, torch.nn.Linear], masks: dict[str, torch.Tensor]) -> None:

@@ -135,7 +135,11 @@ class LayerDropConfig(CompressConfig):
             "e.g. ratio: 0.25 or layers: [20, 21]",
         )
         if self.layers is not None:
-            layers = tuple(sorted(int(i) for i in self.layers))
+            _check(
+                all(isinstance(i, int) and not isinstance(i, bool) for i in self.layers),
+                f"layers must be integer indices, got {list(self.layers)}",
+            )
+            layers = tuple(sorted(self.layers))
             _check(len(layers) > 0, "layers must name at least one layer")
             _check(len(set(layers)) == len(layers), f"layers repeat an index: {list(layers)}")
             _check(layers[0] >= 0, f"layer indices must be >= 0, got {list(layers)}")
