@@ -15,7 +15,7 @@ IDS = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 40, 41, 42, 43]])
 
 def _ctx(vocab: int) -> CompressContext:
     gen = torch.Generator().manual_seed(0)
-    return CompressContext(calibration=torch.randint(3, vocab, (4, 24), generator=gen))
+    return CompressContext(calibration=torch.randint(3, vocab, (16, 128), generator=gen))
 
 
 def _logits(model, ids=IDS):
@@ -71,7 +71,8 @@ def test_prune_query_heads_within_groups():
         for h in (1, 2):
             a.q_proj.weight[h * HEAD_DIM : (h + 1) * HEAD_DIM] = 0
             a.o_proj.weight[:, h * HEAD_DIM : (h + 1) * HEAD_DIM] = 0
-    report = compress_(m, HeadPruneConfig(ratio=0.5, unit="query"))
+    cfg = HeadPruneConfig(ratio=0.5, unit="query", calibration_samples=4, seq_len=24)
+    report = compress_(m, cfg, _ctx(m.config.vocab_size))
     assert report["removed_query_heads"][0] == [1, 2]
     assert (m.config.num_attention_heads, m.config.num_key_value_heads) == (2, 2)
     assert a.q_proj.weight.shape == (2 * HEAD_DIM, HIDDEN)
@@ -122,7 +123,9 @@ def test_activation_importance_judges_what_a_channel_writes():
 
 def test_ffn_rounds_to_multiple_of():
     m = tiny_causal_lm().model
-    compress_(m, FfnPruneConfig(ratio=0.3, multiple_of=32))  # 128 × 0.7 = 89.6 → 96
+    compress_(
+        m, FfnPruneConfig(ratio=0.3, multiple_of=32, importance="l1")
+    )  # 128 × 0.7 = 89.6 → 96
     assert m.config.intermediate_size == 96 == m.model.layers[1].mlp.up_proj.out_features
 
 

@@ -6,18 +6,18 @@ of each column is pushed onto the columns not yet quantized, weighted by the inv
 *output* on that text moves less than with round-to-nearest. Blocks are processed in
 order: block ``i + 1`` is calibrated on what the already quantized block ``i`` computes.
 
-The result stays a float model whose weights lie exactly on the ``qmath`` grid (int4:
-asymmetric, group-wise, min/max scales; int8: symmetric per channel). GPTQ keeps, in each
-group, the element that set the minimum (maximum) at the grid's end, so a following
-``int4-weight`` stage with the same ``group_size`` (or ``int8-weight`` for ``bits=8``)
-re-derives the same scales and stores the weights losslessly. Recipe: ``gptq`` →
-``int4-weight``. Run it on a float32 model (cast afterwards).
+The result stays a float model whose weights lie exactly on a ``qmath`` grid (int4:
+asymmetric, group-wise, min/max scales, float or integer zero point; int8: symmetric per
+channel). GPTQ keeps, in each group, the element that set the minimum (maximum) at the
+grid's end, so the following stage re-derives the same scales and stores the weights
+losslessly. Recipe: ``gptq`` → ``int4-weight`` with the same ``group_size`` and
+``zero_point`` (``int`` here is lossless under either there), or ``gptq bits=8`` →
+``int8-weight``. Run it on a float32 model (cast afterwards).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import sys
 import time
 from collections.abc import Iterator
@@ -30,6 +30,7 @@ from wattlm._progress import steps
 from wattlm.compress import calibrate_hooks as hooks
 from wattlm.compress import qmath
 from wattlm.compress.base import CompressConfig, CompressContext, register
+from wattlm.compress.quantize_swap import linear_modules, matches
 from wattlm.errors import WattlmError
 
 
@@ -38,8 +39,10 @@ from wattlm.errors import WattlmError
 class GptqConfig(CompressConfig):
     """GPTQ rounding of every Linear in the decoder blocks, except modules matching ``skip``.
 
-    ``bits=4``: int4 group-wise grid (``group_size`` input features per scale/zero);
-    ``bits=8``: int8 per-channel symmetric grid (``group_size`` unused). ``damp`` is the
+    ``bits=4``: int4 group-wise grid (``group_size`` input features per scale/zero;
+    ``zero_point`` ``"float"``, the group minimum as ``int4-weight`` keeps it by default,
+    or ``"int"``, qmath's rounded one); ``bits=8``: int8 per-channel symmetric grid
+    (``group_size`` and ``zero_point`` unused). ``damp`` is the
     fraction of the mean Hessian diagonal added to it; ``act_order`` quantizes columns in
     order of decreasing ``diag(H)`` (groups stay contiguous: their grids are then fixed
     from the original weights). The embeddings / ``lm_head`` are never touched.
@@ -54,6 +57,7 @@ class GptqConfig(CompressConfig):
 
     bits: int = 4
     group_size: int = 32
+    zero_point: str = "float"
     calibration_samples: int = 32
     seq_len: int = 256
     damp: float = 0.01
@@ -68,6 +72,11 @@ class GptqConfig(CompressConfig):
             )
         if self.group_size < 1:
             raise WattlmError(f"group_size must be >= 1, got {self.group_size}", hint="e.g. 32")
+        if self.zero_point not in ("float", "int"):
+            raise WattlmError(
+                f"zero_point {self.zero_point!r} is not supported",
+                hint="'float' (group minimum kept exactly) or 'int' (qmath's integer zero)",
+            )
         if self.calibration_samples < 1 or self.seq_len < 2:
             raise WattlmError(
                 "GPTQ needs calibration_samples >= 1 and seq_len >= 2, "
@@ -103,17 +112,22 @@ def _inverse_cholesky(h: torch.Tensor, damp: float) -> torch.Tensor:
     raise WattlmError("GPTQ Hessian is not positive definite", hint="raise damp or samples")
 
 
-def _int4_grid(wt: torch.Tensor, g: int, scale, zero, pin_lo, pin_hi, start: int = 0) -> None:
-    """Fill rows ``start:`` of the transposed grids from ``wt`` (``[k*g, out]``) in place."""
-    _, s, z = qmath.quantize_int4_groupwise(wt.t(), g)
+def _int4_grid(wt: torch.Tensor, g: int, grid: dict[str, torch.Tensor], start: int = 0) -> None:
+    """Fill rows ``start:`` of the transposed grids from ``wt`` (``[k*g, out]``) in place,
+    pinning each group's min (max) element to code 0 (15): the grid's own ends."""
+    if "zero" in grid:  # qmath's integer zero point: w = (q - zero) * scale
+        _, s, z = qmath.quantize_int4_groupwise(wt.t(), g)
+    else:  # float zero point: w = q * scale + offset (offset = the group minimum)
+        _, s, z = qmath.quantize_int4_groupwise_float_zero(wt.t(), g)
     groups = wt.reshape(-1, g, wt.shape[1])  # [k, g, out]
     spread = (groups.amax(1) > groups.amin(1)).t()  # [out, k]: a real range to pin
     rows = torch.arange(wt.shape[1], device=wt.device)
     for k in range(groups.shape[0]):
-        sl = slice(start + k * g, start + (k + 1) * g)
-        scale[sl], zero[sl] = s[:, k], z[:, k]
-        pin_lo[sl][groups[k].argmin(0)[spread[:, k]], rows[spread[:, k]]] = True
-        pin_hi[sl][groups[k].argmax(0)[spread[:, k]], rows[spread[:, k]]] = True
+        sl, cols = slice(start + k * g, start + (k + 1) * g), rows[spread[:, k]]
+        grid["scale"][sl] = s[:, k]
+        grid["zero" if "zero" in grid else "offset"][sl] = z[:, k]
+        grid["pin_lo"][sl][groups[k].argmin(0)[spread[:, k]], cols] = True
+        grid["pin_hi"][sl][groups[k].argmax(0)[spread[:, k]], cols] = True
 
 
 @_one_thread()  # one op per column, each too small to share: threads only add waiting
@@ -123,6 +137,7 @@ def gptq_quantize(
     *,
     bits: int = 4,
     group_size: int = 32,
+    zero_point: str = "float",
     damp: float = 0.01,
     act_order: bool = False,
 ) -> torch.Tensor:
@@ -131,7 +146,7 @@ def gptq_quantize(
     Example:
         >>> x = torch.randn(256, 64) @ torch.randn(64, 64)  # correlated inputs
         >>> w = torch.randn(16, 64)
-        >>> q = gptq_quantize(w, 2 * x.t() @ x / 256, group_size=32)
+        >>> q = gptq_quantize(w, 2 * x.t() @ x / 256, group_size=32, zero_point="int")
         >>> err = lambda v: float((x @ (v - w).t()).pow(2).sum())
         >>> err(q) < err(qmath.fake_quantize_int4(w, 32))
         True
@@ -143,41 +158,41 @@ def gptq_quantize(
     h[dead, dead] = 1.0
     wt[dead] = 0.0
     perm = torch.argsort(torch.diagonal(h), descending=True) if act_order else None
-    scale, zero = torch.empty_like(wt), torch.zeros_like(wt)
-    pin_lo, pin_hi = torch.zeros_like(wt, dtype=torch.bool), torch.zeros_like(wt, dtype=torch.bool)
-    if bits == 8:
+    grid = {k: torch.zeros_like(wt) for k in ("scale", "zero", "offset")}
+    grid |= {k: torch.zeros_like(wt, dtype=torch.bool) for k in ("pin_lo", "pin_hi")}
+    if bits == 8:  # symmetric per channel, its largest |w| pinned to ±127
         qmin, qmax, block, dynamic = -127, 127, 128, False
-        scale[:] = qmath.quantize_int8_per_channel(wt.t())[1]
-        top = wt.abs().argmax(0)
-        peak = wt[top, torch.arange(n_out)]
-        pin_lo[top[peak < 0], torch.arange(n_out)[peak < 0]] = True
-        pin_hi[top[peak > 0], torch.arange(n_out)[peak > 0]] = True
+        grid["scale"][:] = qmath.quantize_int8_per_channel(wt.t())[1]
+        top, cols = wt.abs().argmax(0), torch.arange(n_out, device=wt.device)
+        peak = wt[top, cols]
+        grid["pin_lo"][top[peak < 0], cols[peak < 0]] = True
+        grid["pin_hi"][top[peak > 0], cols[peak > 0]] = True
     else:
         qmath.check_group_size(n_in, group_size)
         qmin, qmax, block = 0, 15, group_size * max(1, 128 // group_size)
+        del grid["zero" if zero_point == "float" else "offset"]
         dynamic = perm is None  # act_order: grids fixed from the original weights
         if not dynamic:
-            _int4_grid(wt, group_size, scale, zero, pin_lo, pin_hi)
+            _int4_grid(wt, group_size, grid)
     if perm is not None:
         wt, h = wt[perm], h[perm][:, perm]
-        scale, zero, pin_lo, pin_hi = scale[perm], zero[perm], pin_lo[perm], pin_hi[perm]
+        grid = {k: v[perm] for k, v in grid.items()}
+    scale, pin_lo, pin_hi = grid["scale"], grid["pin_lo"], grid["pin_hi"]
+    zero, offset = grid.get("zero", torch.zeros_like(wt)), grid.get("offset", torch.zeros_like(wt))
     hinv = _inverse_cholesky(h, damp)
     out = torch.empty_like(wt)
     for b0 in range(0, n_in, block):
         b1 = min(b0 + block, n_in)
-        w1, err1, hinv1 = (
-            wt[b0:b1].clone(),
-            torch.empty(b1 - b0, n_out, device=wt.device),
-            hinv[b0:b1, b0:b1],
-        )
+        w1, hinv1 = wt[b0:b1].clone(), hinv[b0:b1, b0:b1]
+        err1 = torch.empty_like(w1)
         for i in range(b1 - b0):
             j = b0 + i
             if dynamic and j % group_size == 0:
-                _int4_grid(w1[i : i + group_size], group_size, scale, zero, pin_lo, pin_hi, j)
+                _int4_grid(w1[i : i + group_size], group_size, grid, j)
             w = w1[i]
-            q = torch.clamp(torch.round(w / scale[j] + zero[j]), qmin, qmax)
+            q = torch.clamp(torch.round((w - offset[j]) / scale[j] + zero[j]), qmin, qmax)
             q = torch.where(pin_lo[j], qmin, torch.where(pin_hi[j], qmax, q))
-            out[j] = (q - zero[j]) * scale[j]
+            out[j] = (q - zero[j]) * scale[j] + offset[j]
             err1[i] = (w - out[j]) / hinv1[i, i]
             w1[i:].addr_(hinv1[i, i:], err1[i], alpha=-1)
         wt[b1:] -= hinv[b0:b1, b1:].t() @ err1
@@ -189,7 +204,10 @@ def gptq_quantize(
 def _rtn(weight: torch.Tensor, config: GptqConfig) -> torch.Tensor:
     if config.bits == 8:
         return qmath.dequantize_int8(*qmath.quantize_int8_per_channel(weight))
-    return qmath.fake_quantize_int4(weight.float(), config.group_size)
+    if config.zero_point == "int":
+        return qmath.fake_quantize_int4(weight.float(), config.group_size)
+    q = qmath.quantize_int4_groupwise_float_zero(weight, config.group_size)
+    return qmath.dequantize_int4_float_zero(*q, config.group_size)
 
 
 def _output_error(weight: torch.Tensor, approx: torch.Tensor, h: torch.Tensor) -> float:
@@ -203,26 +221,21 @@ def _targets(model: torch.nn.Module, config: GptqConfig) -> list[list[str]]:
     prefix, layers = hooks.decoder_layers(model)
     names = [n for n, _ in model.named_modules()]
     for pattern in config.skip:
-        if not any(fnmatch.fnmatch(n, pattern) or n.endswith("." + pattern) for n in names):
+        if not any(matches(n, (pattern,)) for n in names):
             raise WattlmError(f"skip pattern {pattern!r} matches no module of the model")
-    out = []
-    for i, layer in enumerate(layers):
-        picked = []
-        for name, m in layer.named_modules():
-            full = f"{prefix}.{i}.{name}"
-            if not isinstance(m, torch.nn.Linear) or any(
-                fnmatch.fnmatch(full, p) or full.endswith("." + p) for p in config.skip
-            ):
-                continue
-            if m.weight.dtype != torch.float32:
-                raise WattlmError(
-                    f"GPTQ needs float32 weights, {full} is {m.weight.dtype}",
-                    hint="run gptq before any cast stage",
-                )
-            if config.bits == 4:
-                qmath.check_group_size(m.in_features, config.group_size)
-            picked.append(name)
-        out.append(picked)
+    out: list[list[str]] = [[] for _ in layers]
+    for full, m in linear_modules(model, skip=config.skip).items():
+        if not full.startswith(prefix + "."):
+            continue  # lm_head and other layers outside the blocks
+        if m.weight.dtype != torch.float32:
+            raise WattlmError(
+                f"GPTQ needs float32 weights, {full} is {m.weight.dtype}",
+                hint="run gptq before any cast stage",
+            )
+        if config.bits == 4:
+            qmath.check_group_size(m.in_features, config.group_size)
+        index, _, name = full[len(prefix) + 1 :].partition(".")
+        out[int(index)].append(name)
     return out
 
 
@@ -235,7 +248,7 @@ def _quantize_group(layer, group: list[str], inputs, config: GptqConfig) -> tupl
         weight = layer.get_submodule(name).weight.detach()
         q = gptq_quantize(
             weight, h, bits=config.bits, group_size=config.group_size,
-            damp=config.damp, act_order=config.act_order,
+            zero_point=config.zero_point, damp=config.damp, act_order=config.act_order,
         )  # fmt: skip
         errors[0] += _output_error(weight, q, h)
         errors[1] += _output_error(weight, _rtn(weight, config), h)

@@ -141,7 +141,7 @@ def _targets(model: torch.nn.Module, config: Any) -> dict[str, torch.nn.Linear]:
             try:
                 qmath.check_group_size(m.in_features, config.group_size)
             except WattlmError as err:
-                raise WattlmError(f"{name}: {err.args[0]}", hint=err.hint) from None
+                raise WattlmError(f"{name}: {err.message}", hint=err.hint) from None
             if m.out_features % 16:
                 raise WattlmError(
                     f"{name}: torch's CPU int4 kernel needs out_features divisible by 16, "

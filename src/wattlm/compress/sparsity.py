@@ -169,10 +169,8 @@ def wanda_prune_(
     """
     from wattlm.compress.calibrate_hooks import capture_layer_inputs, decoder_layers, run_layer
 
-    def prune(group: dict[str, torch.nn.Linear], sums: dict[str, torch.Tensor]) -> None:
-        apply_masks_(
-            group, {n: keep(wanda_scores(m.weight, sums[n].sqrt())) for n, m in group.items()}
-        )
+    def prune(group: dict[str, torch.nn.Linear], norms: dict[str, torch.Tensor]) -> None:
+        apply_masks_(group, {n: keep(wanda_scores(m.weight, norms[n])) for n, m in group.items()})
 
     try:
         prefix, blocks = decoder_layers(model)
@@ -187,11 +185,10 @@ def wanda_prune_(
         if mine:
             with _squared_input_sums(mine) as sums:
                 run_layer(block, inputs)
-            prune(mine, sums)
+            prune(mine, {n: s.sqrt() for n, s in sums.items()})
         inputs = run_layer(block, inputs)
     if todo:
-        norms = input_norms(model, todo, ids, batch_size)
-        prune(todo, {n: v.double().pow(2) for n, v in norms.items()})
+        prune(todo, input_norms(model, todo, ids, batch_size))
 
 
 def apply_masks_(layers: dict[str, torch.nn.Linear], masks: dict[str, torch.Tensor]) -> None:

@@ -12,9 +12,10 @@ its config is updated, so ``save_pretrained`` → ``from_pretrained`` works with
 - ``drop-layers``: whole decoder layers, listed or the least important; the survivors'
   ``layer_idx`` are renumbered so the KV cache stays consistent.
 
-Weight magnitude (``"l1"``/``"l2"``) is a poor guide on small models (SmolLM2: 25% of
-FFN channels by L2 → perplexity ~10⁶); prefer the data-aware ``"activation"`` or
-``"taylor"`` (see :mod:`wattlm.compress.importance`).
+Heads and channels are scored by ``"activation"`` by default (what they write on
+calibration text): on SmolLM2, pruning 25% of FFN channels gave perplexity 43 by
+activation, 66 by Taylor and ~10⁶ by weight L2; one of three KV groups: 57 / 527 / 262.
+``"l1"``/``"l2"`` need no calibration text but are a poor guide on small models.
 
 Works on models with ``model.layers[i].self_attn.{q,k,v,o}_proj`` and
 ``mlp.{gate,up,down}_proj`` (Llama, Mistral, Qwen2/3, SmolLM2).
@@ -59,13 +60,13 @@ class HeadPruneConfig(CompressConfig):
     heads, taken evenly from every group) and ``ratio`` is the share of each group.
 
     Example:
-        >>> HeadPruneConfig(heads=1).to_dict()["unit"]
-        'kv-group'
+        >>> HeadPruneConfig(heads=1).to_dict()["importance"]
+        'activation'
     """
 
     ratio: float | None = None
     heads: int | None = None
-    importance: str = "l2"
+    importance: str = "activation"
     unit: str = "kv-group"
     calibration_samples: int = 16
     seq_len: int = 128
@@ -88,7 +89,8 @@ class HeadPruneConfig(CompressConfig):
 class FfnPruneConfig(CompressConfig):
     """Remove ``ratio`` of the MLP intermediate channels in every layer.
 
-    The kept size is rounded to the nearest multiple of ``multiple_of``.
+    The kept size is rounded to the nearest multiple of ``multiple_of``. ``importance``:
+    ``"activation"``, ``"taylor"``, ``"l1"`` or ``"l2"`` (see the module notes).
 
     Example:
         >>> FfnPruneConfig(ratio=0.25, importance="taylor").importance
@@ -96,7 +98,7 @@ class FfnPruneConfig(CompressConfig):
     """
 
     ratio: float = 0.25
-    importance: str = "l2"
+    importance: str = "activation"
     multiple_of: int = 8
     calibration_samples: int = 16
     seq_len: int = 128
