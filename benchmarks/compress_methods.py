@@ -35,8 +35,8 @@ VARIANTS: list[tuple[str, list[dict]]] = [
     ("magnitude 30% (global)", [{"method": "magnitude-prune", "sparsity": 0.3}]),
     ("2:4 magnitude", [{"method": "nm-sparsity", "n": 2, "m": 4}]),
     ("Wanda 50%", [{"method": "wanda", "sparsity": 0.5}]),
-    ("prune FFN 25% (l2)", [{"method": "prune-ffn", "ratio": 0.25}]),
-    ("prune 1/3 KV groups", [{"method": "prune-heads", "ratio": 1 / 3}]),
+    ("prune FFN 25% (activation)", [{"method": "prune-ffn", "ratio": 0.25}]),
+    ("prune 1/3 KV groups (activation)", [{"method": "prune-heads", "ratio": 1 / 3}]),
     ("drop 1/3 layers (angular)", [{"method": "drop-layers", "ratio": 1 / 3}]),
     ("low-rank 0.5 (MLP)", [{"method": "lowrank", "rank_ratio": 0.5}]),
 ]

@@ -142,7 +142,7 @@ BENCH_MISTAKES = {
     ),
     "unknown backend": (
         _set(["runs", 0, "backend"], "pytorch"),
-        "at $.runs[0].backend: 'pytorch' is not one of ['torch', 'llamacpp']",
+        "at $.runs[0].backend: 'pytorch' is not one of ['torch', 'llamacpp', 'onnxruntime']",
     ),
     "no runs": (_set(["runs"], []), "at $.runs: [] should be non-empty"),
     "perplexity below 1": (
@@ -170,7 +170,7 @@ BENCH_MISTAKES = {
         "at $.model.fingerprint_sha256: 'abc' does not match '^[0-9a-f]{64}$'",
     ),
     "timestamp not UTC ISO": (_set(["created_utc"], "2026-11-21 10:00"), "at $.created_utc:"),
-    "unknown kind": (_set(["kind"], "train"), "at $.kind: 'train' is not one of"),
+    "unknown kind": (_set(["kind"], "fit"), "at $.kind: 'fit' is not one of"),
     "missing kind": (_delete(["kind"]), "at $: 'kind' is a required property"),
     "old schema_version": (_set(["schema_version"], 0), "at $.schema_version: 1 was expected"),
     "schema_version as text": (
