@@ -1,8 +1,10 @@
 """The bench runner end to end on a tiny model, a fake meter with exact energy, local text."""
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
 from wattlm.bench.config import BenchConfig
 from wattlm.bench.runner import bench
@@ -123,3 +125,46 @@ def test_classifier_is_refused(text_file):
             meter=FakeMeter(power_w=1.0),
             progress=False,
         )
+
+
+@pytest.mark.parametrize("method", ["builder", "torch"])
+def test_onnxruntime_backend_exports_checks_and_measures(text_file, tmp_path, method):
+    pytest.importorskip("onnxruntime")
+    if method == "builder":
+        pytest.importorskip("onnxruntime_genai")
+    config = _config(
+        text_file,
+        backends=("torch", "onnxruntime"),
+        batch_sizes=(2,),
+        repeats=2,
+        quality=False,
+        onnx_export_method=method,
+    )
+    result = bench(config, model=tiny_causal_lm(), meter=FakeMeter(power_w=1.0), progress=False)
+    validate_result(result)
+    _, ort_run = result["runs"]
+    assert ort_run["backend"] == "onnxruntime" and ort_run["dtype"] == "float32"
+    export = ort_run["backend_details"]["export"]
+    assert export["method"] == method and export["max_abs_logit_diff"] < 1e-3
+    assert ort_run["backend_details"]["kv_cache"] == "OrtValue io-binding"
+    assert ort_run["decode"]["tokens_per_s"]["median"] > 0
+    assert any("ONNX Runtime" in n for n in result["notes"])
+    assert not Path(export["path"]).exists()  # scratch export removed
+
+
+def test_onnxruntime_backend_refuses_non_float32_weights(text_file):
+    pytest.importorskip("onnxruntime")
+    lm = tiny_causal_lm()
+    lm.model.to(torch.bfloat16)
+    with pytest.raises(WattlmError, match="runs float32 exports"):
+        bench(
+            _config(text_file, backends=("onnxruntime",), quality=False),
+            model=lm,
+            meter=FakeMeter(power_w=1.0),
+            progress=False,
+        )
+
+
+def test_unknown_onnx_export_method_is_refused():
+    with pytest.raises(WattlmError, match="unknown ONNX export method 'optimum'"):
+        BenchConfig(onnx_export_method="optimum")

@@ -13,7 +13,8 @@ from wattlm.errors import WattlmError
 
 CONFIG_VERSION = 1
 METERS = ("auto", "nvml", "rapl", "estimate", "null")
-BACKEND_CHOICES = ("auto", "torch", "llamacpp")
+BACKEND_CHOICES = ("auto", "torch", "llamacpp", "onnxruntime")
+ONNX_METHODS = ("builder", "torch")
 
 
 def _positive(name: str, value: int, minimum: int = 1) -> None:
@@ -27,6 +28,10 @@ class BenchConfig:
 
     ``backends=("auto",)`` means torch, plus llama.cpp when the model is a GGUF file and
     ``xllamacpp`` is installed; the backends actually run are listed in the result.
+    ``"onnxruntime"`` exports the float32 model to ONNX with a KV cache first (by
+    ``onnx_export_method``, see :func:`wattlm.export.onnx_export.export_onnx`) and runs
+    that graph; the export is checked against torch's logits, so the torch perplexity
+    holds for it.
 
     Example:
         >>> cfg = BenchConfig(batch_sizes=(1, 4))
@@ -55,6 +60,7 @@ class BenchConfig:
     ppl_stride: int = 256
     ppl_max_tokens: int = 8192
     cv_threshold: float = 0.10
+    onnx_export_method: str = "builder"
     grid_intensity_g_per_kwh: float | None = None
     version: int = field(default=CONFIG_VERSION)
 
@@ -68,6 +74,11 @@ class BenchConfig:
                 raise WattlmError(
                     f"unknown backend {b!r}", hint=f"choose from: {', '.join(BACKEND_CHOICES)}"
                 )
+        if self.onnx_export_method not in ONNX_METHODS:
+            raise WattlmError(
+                f"unknown ONNX export method {self.onnx_export_method!r}",
+                hint=f"choose from: {', '.join(ONNX_METHODS)}",
+            )
         if not self.batch_sizes:
             raise WattlmError("at least one batch size is needed")
         for bs in self.batch_sizes:

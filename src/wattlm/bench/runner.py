@@ -3,7 +3,10 @@ DESIGN.md, returned as a result dict (see docs/result-format.md) and optionally 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,8 @@ def resolve_backends(config: BenchConfig, loaded: LoadedModel) -> list[str]:
     """The backends to run, checked before any work starts.
 
     ``auto`` means torch, plus llama.cpp when the model is a GGUF file and ``xllamacpp`` is
-    installed. An explicit ``llamacpp`` on a model without a GGUF file is an error.
+    installed. An explicit ``llamacpp`` on a model without a GGUF file is an error, and so
+    is ``onnxruntime`` without onnxruntime, on a GPU, or on weights other than float32.
     """
     names: list[str] = []
     for name in config.backends:
@@ -49,6 +53,8 @@ def resolve_backends(config: BenchConfig, loaded: LoadedModel) -> list[str]:
                 "the llamacpp backend needs the xllamacpp package",
                 hint='pip install "wattlm[llamacpp]"',
             )
+    if "onnxruntime" in names:
+        _check_onnxruntime(config, loaded)
     return names
 
 
@@ -58,9 +64,47 @@ def _has_xllamacpp() -> bool:
     return importlib.util.find_spec("xllamacpp") is not None
 
 
-def _backend_kwargs(name: str, loaded: LoadedModel, config: BenchConfig, batch_size: int):
+def _check_onnxruntime(config: BenchConfig, loaded: LoadedModel) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise WattlmError(
+            "the onnxruntime backend needs onnxruntime", hint='pip install "wattlm[onnx]"'
+        )
+    if config.device != "cpu":
+        raise WattlmError(
+            "the onnxruntime backend runs on the CPU provider only",
+            hint="use --device cpu, or the torch backend on a GPU",
+        )
+    dtypes = {p.dtype for p in loaded.model.parameters()}
+    if dtypes != {torch.float32}:
+        raise WattlmError(
+            f"the onnxruntime backend runs float32 exports; {loaded.spec!r} has "
+            f"{sorted(str(d).removeprefix('torch.') for d in dtypes)} weights",
+            hint="bench the float32 model (quantized/cast variants run on torch or llama.cpp)",
+        )
+
+
+def _export_onnx(loaded: LoadedModel, config: BenchConfig, workdir: Path, ui: Steps) -> dict:
+    """Export to ``workdir`` for the onnxruntime backend; what was exported, for the result."""
+    from wattlm.export.onnx_export import export_onnx
+
+    advance = ui.add(f"ONNX export ({config.onnx_export_method})")
+    done = export_onnx(loaded, workdir, method=config.onnx_export_method, precision="fp32")
+    advance(total=1)
+    info = dataclasses.asdict(done)
+    return {**info, "path": str(done.path)}
+
+
+def _backend_kwargs(name, loaded, config, batch_size, onnx_path=None):
     if name == "torch":
         return {"model": loaded.model, "threads": config.resolved_threads}
+    if name == "onnxruntime":
+        return {
+            "onnx_path_or_folder": onnx_path,
+            "threads": config.resolved_threads,
+            "batch_size": batch_size,
+        }
     return {
         "gguf_path": loaded.gguf_path,
         "threads": config.resolved_threads,
@@ -70,23 +114,28 @@ def _backend_kwargs(name: str, loaded: LoadedModel, config: BenchConfig, batch_s
     }
 
 
-def _measure(name, loaded, config, batch, prompts, meter, isolate, advance):
+def _measure(name, loaded, config, batch, prompts, meter, isolate, advance, onnx=None):
     """Samples and backend details of one (backend, batch) run.
 
-    llama.cpp runs in its own process when ``isolate`` (see :mod:`wattlm.bench.isolated`);
-    torch, and any run measured by a caller-supplied meter, run in this process.
+    llama.cpp and ONNX Runtime run in their own process when ``isolate`` (see
+    :mod:`wattlm.bench.isolated`); torch, and any run measured by a caller-supplied meter,
+    run in this process.
     """
-    kwargs = _backend_kwargs(name, loaded, config, batch)
+    kwargs = _backend_kwargs(name, loaded, config, batch, onnx and onnx["path"])
     common = {"new_tokens": config.new_tokens, "warmup": config.warmup, "repeats": config.repeats}
     if isolate and name != "torch":
         samples, details, _ = run_phases_in_child(
             name, kwargs, prompts, meter_kind=config.meter, device=config.device, **common
         )
         advance(config.warmup + config.repeats)
-        return samples, {**details, "process": "isolated"}
-    with backend_class(name)(**kwargs) as backend:
-        samples = run_phases(backend, prompts, meter=meter, on_step=advance, **common)
-        return samples, {**backend.describe(), "process": "shared"}
+        details = {**details, "process": "isolated"}
+    else:
+        with backend_class(name)(**kwargs) as backend:
+            samples = run_phases(backend, prompts, meter=meter, on_step=advance, **common)
+            details = {**backend.describe(), "process": "shared"}
+    if name == "onnxruntime":
+        details["export"] = onnx
+    return samples, details
 
 
 def _quality(loaded: LoadedModel, config: BenchConfig, ui: Steps) -> dict[str, Any] | None:
@@ -146,7 +195,7 @@ def bench(
     config = config or BenchConfig()
     threads = config.resolved_threads
     torch.set_num_threads(threads)
-    with PeakRssSampler() as rss, steps(enabled=progress) as ui:
+    with PeakRssSampler() as rss, steps(enabled=progress) as ui, contextlib.ExitStack() as stack:
         if model is None:
             advance = ui.add(f"loading {config.model}")
             model = load_model(config.model, dtype=config.dtype, device=config.device)
@@ -160,6 +209,10 @@ def bench(
         check_context(model.context_length, config.prompt_tokens, config.new_tokens)
         prompt_ids = model.tokenizer(load_text(config.data, split="validation")).input_ids
         quality = _quality(model, config, ui)
+        onnx = None
+        if "onnxruntime" in backends:  # a scratch export: the result records what it was
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wattlm-")))
+            onnx = _export_onnx(model, config, workdir, ui)
         intensity = grid_intensity(config.grid_intensity_g_per_kwh)
         runs = []
         for name in backends:
@@ -169,7 +222,7 @@ def bench(
                 )
                 advance = ui.add(f"{name} batch {batch}", total=config.warmup + config.repeats)
                 samples, details = _measure(
-                    name, model, config, batch, prompts, meter, isolate, advance
+                    name, model, config, batch, prompts, meter, isolate, advance, onnx
                 )
                 runs.append(
                     _run_entry(
@@ -216,7 +269,7 @@ def _run_entry(name, batch, config, threads, meter, samples, details, intensity)
         "backend": name,
         "batch_size": batch,
         "threads": threads,
-        "dtype": config.dtype if name == "torch" else details.get("file_type", "gguf"),
+        "dtype": _run_dtype(name, config, details),
         "device": config.device,
         "prompt_tokens": config.prompt_tokens,
         "new_tokens": config.new_tokens,
@@ -239,6 +292,14 @@ def _run_entry(name, batch, config, threads, meter, samples, details, intensity)
     }
 
 
+def _run_dtype(name: str, config: BenchConfig, details: dict[str, Any]) -> str:
+    if name == "torch":
+        return config.dtype
+    if name == "onnxruntime":
+        return "float32"
+    return details.get("file_type", "gguf")
+
+
 def _notes(model: LoadedModel, backends: list[str], meter: EnergyMeter) -> list[str]:
     notes = list(model.notes)
     if "llamacpp" in backends:
@@ -247,6 +308,12 @@ def _notes(model: LoadedModel, backends: list[str], meter: EnergyMeter) -> list[
             "measured with torch on the dequantized weights; each llama.cpp run is measured in "
             "its own process (when wattlm chooses the meter), because torch's OpenMP runtime "
             "slows llama.cpp in a shared process"
+        )
+    if "onnxruntime" in backends:
+        notes.append(
+            "ONNX Runtime runs a float32 ONNX export of the model (KV cache kept in ONNX "
+            "Runtime); the export's logits were checked against torch's (within 1e-4), so the "
+            "torch perplexity holds for it; each ONNX Runtime run is measured in its own process"
         )
     if meter.source.startswith("estimate:"):
         notes.append(

@@ -27,7 +27,7 @@ def bench_command(
     data: str = typer.Option(
         "wiki-sample", help="Text for perplexity and prompts: asset or .txt file."
     ),
-    backend: str = typer.Option("auto", help="Comma list of: auto, torch, llamacpp."),
+    backend: str = typer.Option("auto", help="Comma list of: auto, torch, llamacpp, onnxruntime."),
     batch: str = typer.Option("1,8", help="Comma list of batch sizes."),
     prompt_tokens: int = typer.Option(256, help="Prompt length in tokens."),
     new_tokens: int = typer.Option(64, help="Tokens generated per sequence (exactly)."),
