@@ -1,9 +1,13 @@
 """``wattlm report PATH``: validate a result and write its Markdown report.
 
+An optimize run (a folder holding ``optimize.json``, or that file) gets ``report.html`` and
+``report.md`` beside it (or in the ``--out`` folder).
+
 Example (shell)::
 
     wattlm report runs/bench-2026-11-21/            # writes runs/bench-2026-11-21/report.md
     wattlm report runs/x/result.json --out x.md --no-print
+    wattlm report runs/opt/                         # writes runs/opt/report.html + report.md
 """
 
 from __future__ import annotations
@@ -17,11 +21,16 @@ REPORT_FILE = "report.md"
 
 
 def report(
-    path: Annotated[Path, typer.Argument(help="A run folder or its result.json.")],
+    path: Annotated[
+        Path, typer.Argument(help="A run folder, its result.json, or an optimize.json.")
+    ],
     out: Annotated[
         Optional[Path],  # noqa: UP045 - typer reads the annotation at runtime (Python 3.10)
         typer.Option(
-            "--out", "-o", help="Where to write the Markdown (default: beside result.json)."
+            "--out",
+            "-o",
+            help="Where to write the Markdown (default: beside result.json); for an optimize "
+            "run, the folder for report.html and report.md.",
         ),
     ] = None,
     print_: Annotated[
@@ -32,8 +41,13 @@ def report(
     from wattlm._files import write_text
     from wattlm.errors import WattlmError
     from wattlm.report.markdown import render_markdown
+    from wattlm.report.optimize_report import optimize_file
     from wattlm.report.result import load_result, result_file
 
+    optimize_json = optimize_file(path)
+    if optimize_json is not None:
+        _optimize_reports(optimize_json, out, print_)
+        return
     file = result_file(path)
     text = render_markdown(load_result(file))
     target = file.parent / REPORT_FILE if out is None else out
@@ -49,6 +63,22 @@ def report(
 
         Console().print(Markdown(text))
     typer.echo(f"wrote {target}", err=True)
+
+
+def _optimize_reports(file: Path, out: Path | None, print_: bool) -> None:
+    from wattlm.report.optimize_report import MARKDOWN_FILE, write_reports
+    from wattlm.report.result import load_result
+
+    record = load_result(file)
+    written = write_reports(record, file.parent if out is None else out)
+    if print_:
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        md = next(p for p in written if p.name == MARKDOWN_FILE)
+        Console().print(Markdown(md.read_text(encoding="utf-8")))
+    for target in written:
+        typer.echo(f"wrote {target}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,372 @@
+"""What an optimize report says, shared by its HTML and Markdown: plain text, no markup.
+
+The record (``optimize.json``) is read defensively: unknown keys are ignored, missing or
+``null`` figures show as ``—``, and a recommendation that names an infeasible or failed
+trial is not presented as one.
+
+Example:
+    >>> from wattlm.testing.optimize_record import sample_optimize_record
+    >>> view = OptimizeView(sample_optimize_record())
+    >>> view.recommended["number"], format_stat(view.recommended["metrics"]["energy_j_per_token"])
+    (10, '0.0703 [0.0682, 0.0724]')
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from wattlm.report._format import format_bytes, format_number
+
+DASH = "—"
+ESTIMATE_WORDS = "estimated, not measured"
+SOURCE_EXPLAINED = {
+    "nvml": "measured by the NVIDIA GPU's energy counter (NVML), idle power subtracted",
+    "rapl": "measured by the CPU's RAPL energy counters (Linux powercap), idle power subtracted",
+    "unavailable": "no energy figure: no sensor and no estimate was available",
+    "fake": "a fake meter (tests only)",
+}
+
+
+def source_words(source: str | None) -> str:
+    """How an energy source label reads in a sentence.
+
+    Example:
+        >>> source_words("estimate:cpu-tdp-v1")
+        'estimated, not measured (estimate:cpu-tdp-v1: CPU time × per-core power model)'
+    """
+    if not source:
+        return "from a source the record does not name"
+    if source.startswith("estimate:"):
+        return f"{ESTIMATE_WORDS} ({source}: CPU time × per-core power model)"
+    return f"{SOURCE_EXPLAINED.get(source, 'source')} ({source})"
+
+
+def format_stat(stat: Any, digits: Any = format_number) -> str:
+    """``median [lo, hi]`` of a record stat (``{"median", "ci95": [lo, hi]}``), ``—`` if none.
+
+    The bench shape (``ci95_low``/``ci95_high``) is read too.
+
+    Example:
+        >>> format_stat({"median": 0.0703, "ci95": [0.0682, 0.0724]}), format_stat(None)
+        ('0.0703 [0.0682, 0.0724]', '—')
+    """
+    median = stat.get("median") if isinstance(stat, dict) else None
+    if not isinstance(median, (int, float)):
+        return DASH
+    lo, hi = ci95(stat)
+    text = digits(median)
+    return text if lo is None or hi is None else f"{text} [{digits(lo)}, {digits(hi)}]"
+
+
+def ci95(stat: Any) -> tuple[float | None, float | None]:
+    """The (low, high) of a stat's 95% interval, ``(None, None)`` when it has none."""
+    if not isinstance(stat, dict):
+        return None, None
+    pair = stat.get("ci95")
+    if isinstance(pair, (list, tuple)) and len(pair) == 2:
+        lo, hi = pair
+    else:
+        lo, hi = stat.get("ci95_low"), stat.get("ci95_high")
+    ok = all(isinstance(v, (int, float)) for v in (lo, hi))
+    return (lo, hi) if ok else (None, None)
+
+
+def median(stat: Any) -> float | None:
+    value = stat.get("median") if isinstance(stat, dict) else None
+    return value if isinstance(value, (int, float)) else None
+
+
+def format_perplexity(value: Any) -> str:
+    """Two decimals (17.48 vs 17.51 matters), fewer for huge values: ``—`` for none.
+
+    Example:
+        >>> [format_perplexity(v) for v in (17.5, 488.04, 12345.6, None)]
+        ['17.50', '488.0', '12346', '—']
+    """
+    if not isinstance(value, (int, float)):
+        return DASH
+    size = abs(value)
+    return f"{value:.2f}" if size < 100 else f"{value:.1f}" if size < 1000 else f"{value:.0f}"
+
+
+def format_increase(fraction: Any) -> str:
+    """A relative change as a signed percentage: ``format_increase(0.0171) == '+1.71%'``."""
+    if not isinstance(fraction, (int, float)):
+        return DASH
+    pct = fraction * 100
+    if abs(pct) >= 100:
+        return f"{pct:+.0f}%"
+    return f"{pct:+.2f}%" if abs(pct) < 10 else f"{pct:+.1f}%"
+
+
+def format_ratio(value: Any) -> str:
+    return f"{format_number(value)}×" if isinstance(value, (int, float)) else DASH
+
+
+def format_seconds(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return DASH
+    if value < 120:
+        return f"{format_number(value)} s"
+    return f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.1f} h"
+
+
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def describe_stages(stages: Any) -> str:
+    """The compression stages in words: ``cast to bfloat16 → int4-weight (group_size 32)``."""
+    if not isinstance(stages, list) or not stages:
+        return "weights as loaded"
+    words = []
+    for stage in stages:
+        if not isinstance(stage, dict):
+            words.append(str(stage))
+            continue
+        method = str(stage.get("method", "?"))
+        if method == "cast" and "dtype" in stage and len(stage) == 2:
+            words.append(f"cast to {stage['dtype']}")
+            continue
+        args = ", ".join(f"{k} {_value(v)}" for k, v in stage.items() if k != "method")
+        words.append(f"{method} ({args})" if args else method)
+    return " → ".join(words)
+
+
+def describe_runtime(trial: dict[str, Any]) -> str:
+    """``on torch, batch 8, 2 threads``, leaving out what the trial does not record."""
+    parts = [f"on {trial['backend']}"] if trial.get("backend") else []
+    if trial.get("batch_size") is not None:
+        parts.append(f"batch {trial['batch_size']}")
+    threads = trial.get("threads")
+    if threads is not None:
+        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
+    return ", ".join(parts)
+
+
+def describe_config(trial: dict[str, Any]) -> str:
+    """A trial's configuration in plain words: stages, then backend, batch and threads."""
+    runtime = describe_runtime(trial)
+    return f"{describe_stages(trial.get('stages'))} {runtime}".strip()
+
+
+def describe_params(params: Any) -> str:
+    if not isinstance(params, dict) or not params:
+        return ""
+    return ", ".join(f"{k}={_value(v)}" for k, v in params.items())
+
+
+def trial_name(trial: dict[str, Any]) -> str:
+    """``#10 prune-ffn 10% + int4 g32, batch 8`` (no number for the peer)."""
+    label = str(trial.get("label") or "unnamed")
+    number = trial.get("number")
+    return f"#{number} {label}" if isinstance(number, int) else label
+
+
+def metrics(trial: dict[str, Any] | None) -> dict[str, Any]:
+    found = trial.get("metrics") if isinstance(trial, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+class OptimizeView:
+    """The facts of an optimize record that its reports show, computed once."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        trials = record.get("trials")
+        self.trials: list[dict[str, Any]] = [t for t in trials or [] if isinstance(t, dict)]
+        self.by_number = {t.get("number"): t for t in self.trials}
+        self.budget: dict[str, Any] = record.get("budget") or {}
+        self.objective: dict[str, Any] = record.get("objective") or {}
+        self.source: str | None = record.get("energy_source")
+        peer = record.get("peer")
+        self.peer: dict[str, Any] | None = peer if isinstance(peer, dict) else None
+        self.baseline: dict[str, Any] | None = self.by_number.get(record.get("baseline"))
+        self.front: list[dict[str, Any]] = [
+            self.by_number[n] for n in record.get("pareto") or [] if n in self.by_number
+        ]
+        self.ties: list[tuple[int, int]] = [
+            (pair[0], pair[1])
+            for pair in record.get("ties") or []
+            if isinstance(pair, (list, tuple)) and len(pair) == 2
+        ]
+
+    @functools.cached_property
+    def recommended(self) -> dict[str, Any] | None:
+        """The recommended trial, only when it is complete and feasible."""
+        trial = self.by_number.get(self.record.get("recommended"))
+        if trial is None or not self.usable(trial):
+            return None
+        return trial
+
+    @property
+    def rejected_recommendation(self) -> str | None:
+        """Why the record's recommendation is not shown as one (it is infeasible or failed)."""
+        number = self.record.get("recommended")
+        trial = self.by_number.get(number)
+        if number is None or self.recommended is not None:
+            return None
+        if trial is None:
+            return f"the record recommends trial #{number}, which is not among its trials"
+        return (
+            f"the record recommends trial #{number}, but it is {trial.get('state')} "
+            f"(feasible: {trial.get('feasible')}): not shown as a recommendation"
+        )
+
+    @staticmethod
+    def usable(trial: dict[str, Any]) -> bool:
+        return trial.get("feasible") is True and trial.get("state") not in ("failed", "infeasible")
+
+    def tied_with(self, number: Any) -> list[dict[str, Any]]:
+        others = [b if a == number else a for a, b in self.ties if number in (a, b)]
+        return [self.by_number[n] for n in others if n in self.by_number]
+
+    def increase(self, trial: dict[str, Any] | None) -> float | None:
+        """The trial's perplexity increase over the baseline (fraction), from the record or
+        computed from its perplexity."""
+        m = metrics(trial)
+        value = m.get("perplexity_increase")
+        if isinstance(value, (int, float)):
+            return value
+        ppl, base = m.get("perplexity"), self.budget.get("baseline")
+        if isinstance(ppl, (int, float)) and isinstance(base, (int, float)) and base > 0:
+            return ppl / base - 1
+        return None
+
+    def budget_sentence(self) -> str:
+        """``perplexity at most 17.85 (baseline 17.50 + 2%, on 7600 tokens)``."""
+        b = self.budget
+        base, rise, limit = b.get("baseline"), b.get("max_increase"), b.get("limit")
+        numeric = (int, float)
+        if (
+            not isinstance(limit, numeric)
+            and isinstance(base, numeric)
+            and isinstance(rise, numeric)
+        ):
+            limit = base * (1 + rise)
+        parts = []
+        if isinstance(base, numeric):
+            parts.append(f"baseline {format_perplexity(base)}")
+        if isinstance(rise, numeric):
+            parts.append(f"+ {rise * 100:g}%")
+        parts = [" ".join(parts)] if parts else []
+        if isinstance(b.get("tokens"), int):
+            parts.append(f"on {b['tokens']} tokens")
+        detail = f" ({', '.join(parts)})" if parts else ""
+        return f"{b.get('metric') or 'quality'} at most {format_perplexity(limit)}{detail}"
+
+    def quality_sentence(self, trial: dict[str, Any]) -> str:
+        """``perplexity 17.80 (+1.71% vs baseline; limit 17.85: within budget)``."""
+        m = metrics(trial)
+        ppl = m.get("perplexity")
+        if not isinstance(ppl, (int, float)):
+            return "perplexity not measured"
+        limit = self.budget.get("limit")
+        verdict = ""
+        if isinstance(limit, (int, float)):
+            within = "within budget" if ppl <= limit else "over budget"
+            verdict = f"; limit {format_perplexity(limit)}: {within}"
+        return (
+            f"perplexity {format_perplexity(ppl)} ({format_increase(self.increase(trial))} vs "
+            f"baseline{verdict})"
+        )
+
+    def energy_unit(self) -> str:
+        return str(self.objective.get("unit") or "J/token")
+
+    def energy_sentence(self, trial: dict[str, Any]) -> str:
+        stat = metrics(trial).get("energy_j_per_token")
+        if median(stat) is None:
+            return "no energy figure"
+        return f"{format_stat(stat)} {self.energy_unit()} (median [95% CI])"
+
+    def ratio_sentences(self) -> list[str]:
+        ratios = self.record.get("ratios") or {}
+        base, peer = (
+            ratios.get("tokens_per_joule_vs_baseline"),
+            ratios.get("tokens_per_joule_vs_peer"),
+        )
+        lines = []
+        if isinstance(base, (int, float)):
+            who = trial_name(self.baseline) if self.baseline else "the baseline"
+            lines.append(f"{format_ratio(base)} the tokens per joule of {who}")
+        if isinstance(peer, (int, float)) and self.peer is not None:
+            lines.append(f"{format_ratio(peer)} the tokens per joule of {trial_name(self.peer)}")
+        return lines
+
+    def no_recommendation(self) -> str:
+        feasible = [t for t in self.trials if self.usable(t)]
+        if not self.trials:
+            return "The search recorded no trials."
+        if not feasible:
+            return (
+                f"No configuration met the budget ({self.budget_sentence()}): all "
+                f"{len(self.trials)} trials were infeasible or failed. Nothing is recommended."
+            )
+        return "No configuration was recommended (the record names none)."
+
+    def trial_cells(self, trial: dict[str, Any]) -> dict[str, str]:
+        """Formatted cells of one trial row, by column key (see ``TRIAL_COLUMNS``)."""
+        m = metrics(trial)
+        flags = [
+            "pareto" if trial.get("pareto") else "",
+            "tie" if self.tied_with(trial.get("number")) else "",
+        ]
+        return {
+            "number": str(trial.get("number", DASH)),
+            "label": str(trial.get("label") or ""),
+            "config": describe_config(trial),
+            "state": f"{trial.get('state') or DASH} ({trial.get('stage') or '?'})",
+            "perplexity": format_perplexity(m.get("perplexity")),
+            "increase": format_increase(self.increase(trial)),
+            "energy": format_stat(m.get("energy_j_per_token")),
+            "decode": format_stat(m.get("decode_tokens_per_s")),
+            "latency": format_stat(m.get("latency_ms_per_token")),
+            "weights": format_bytes(m.get("weight_bytes")),
+            "rss": format_bytes(m.get("peak_rss_bytes")),
+            "duration": format_seconds(trial.get("duration_s")),
+            "flags": " ".join(f for f in flags if f),
+            "error": str(trial.get("error") or ""),
+        }
+
+    def sort_values(self, trial: dict[str, Any]) -> dict[str, float | None]:
+        """Raw numbers behind the sortable columns (``None`` sorts last)."""
+        m = metrics(trial)
+        return {
+            "number": trial.get("number"),
+            "perplexity": m.get("perplexity"),
+            "increase": self.increase(trial),
+            "energy": median(m.get("energy_j_per_token")),
+            "decode": median(m.get("decode_tokens_per_s")),
+            "latency": median(m.get("latency_ms_per_token")),
+            "weights": m.get("weight_bytes"),
+            "rss": m.get("peak_rss_bytes"),
+            "duration": trial.get("duration_s"),
+        }
+
+
+# (key, header) of the trials table, in order; the error column is added when a trial failed
+TRIAL_COLUMNS = [
+    ("number", "#"),
+    ("label", "trial"),
+    ("config", "configuration"),
+    ("state", "state (measured)"),
+    ("perplexity", "perplexity"),
+    ("increase", "Δ perplexity"),
+    ("energy", "energy"),
+    ("decode", "decode tok/s"),
+    ("latency", "ms/token"),
+    ("weights", "weights"),
+    ("rss", "peak RSS"),
+    ("duration", "trial time"),
+    ("flags", "front / tie"),
+]
+FRONT_COLUMNS = ["number", "label", "config", "perplexity", "increase", "energy", "decode"]
+
+
+def column_headers(view: OptimizeView, keys: list[str]) -> list[str]:
+    """Headers of the given column keys; the energy column names the objective's unit."""
+    names = dict(TRIAL_COLUMNS, error="error")
+    names["energy"] = f"energy {view.energy_unit()}"
+    return [names[k] for k in keys]
