@@ -262,6 +262,35 @@ def test_null_metrics_and_missing_sections_render():
     assert "no energy figure" in md and "## Context" in md
 
 
+def test_non_finite_figures_neither_crash_nor_leak_into_the_plot():
+    record = sample_optimize_record()
+    record["trials"][7]["metrics"].update(perplexity=float("inf"), perplexity_increase=None)
+    record["trials"][5]["metrics"]["energy_j_per_token"] = {
+        "median": float("nan"),
+        "ci95": [float("nan"), float("inf")],
+    }
+    record["trials"][2]["metrics"]["energy_j_per_token"]["ci95"] = [0.1, float("inf")]
+    text, page = _page(record)
+    traces = {t["name"]: t for t in _figure_json(page)["data"]}
+    over = traces["over budget"]
+    assert len(over["x"]) == 2  # #5 (no energy) left out; #7 (infinite perplexity) pinned
+    assert "off-scale: +inf%" in over["hovertext"][1]
+    assert max(traces["within budget"]["error_y"]["array"]) < 1  # the infinite arm is dropped
+    row7 = next(r for r in page.tables["trials-table"] if r[0] == "7")
+    assert "inf" in row7
+    assert 'data-sort="Infinity"' in text
+
+
+def test_nothing_to_plot_says_so():
+    record = sample_optimize_record(peer=None)
+    for trial in record["trials"]:
+        trial["metrics"]["energy_j_per_token"] = None
+    text, page = _page(record)
+    assert "Nothing to plot: no trial has both a perplexity and an energy figure." in text
+    assert 'id="pareto-plot"' not in text
+    assert [t["name"] for t in _figure_json(page)["data"]] == []
+
+
 def test_record_with_unknown_keys_and_no_trials():
     record = sample_optimize_record(trials=[], pareto=[], ties=[], recommended=None)
     record["future_field"] = {"x": 1}

@@ -16,31 +16,24 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from html import escape
 from importlib import resources
 from typing import Any
 
-from wattlm.report._format import context_lines, format_bytes, format_count, format_number
+from wattlm.report._format import context_lines, format_bytes, format_count
+from wattlm.report.optimize_headline import headline_html
 from wattlm.report.optimize_plot import pareto_figure
-from wattlm.report.optimize_view import (
+from wattlm.report.optimize_view import FRONT_COLUMNS, TRIAL_COLUMNS, OptimizeView, column_headers
+from wattlm.report.optimize_words import (
     DASH,
-    FRONT_COLUMNS,
-    TRIAL_COLUMNS,
-    OptimizeView,
-    ci95,
-    column_headers,
-    describe_config,
-    format_increase,
-    format_perplexity,
-    format_ratio,
     format_seconds,
-    format_stat,
-    median,
-    metrics,
     source_words,
-    trial_name,
 )
 
+_NOTHING_TO_PLOT = (
+    '<p class="warning">Nothing to plot: no trial has both a perplexity and an energy figure.</p>'
+)
 _TEXT_COLUMNS = {"label", "config", "state", "flags", "error"}
 
 
@@ -67,101 +60,6 @@ def _plotly() -> tuple[str, str]:
     return get_plotlyjs(), get_plotlyjs_version()
 
 
-def _card(label: str, big: str, small: str) -> str:
-    return (
-        f'<div class="card"><div class="label">{label}</div><div class="big">{big}</div>'
-        f'<div class="small">{small}</div></div>'
-    )
-
-
-def _source_badge(source: str | None) -> str:
-    if source and source.startswith("estimate:"):
-        return f'<span class="estimate">estimated, not measured</span> <code>{_e(source)}</code>'
-    return f"<code>{_e(source or 'not recorded')}</code>"
-
-
-def _energy_card(view: OptimizeView, stat: Any) -> str:
-    label = _e(view.objective.get("name") or "energy")
-    value = median(stat)
-    if value is None:
-        return _card(label, DASH, f"no energy figure · {_source_badge(view.source)}")
-    lo, hi = ci95(stat)
-    interval = f"95% CI [{format_number(lo)}, {format_number(hi)}]" if lo is not None else ""
-    big = f'{format_number(value)} <span class="unit">{_e(view.energy_unit())}</span>'
-    return _card(label, big, f"{interval} · {_source_badge(view.source)}".lstrip(" ·"))
-
-
-def _quality_card(view: OptimizeView, trial: dict[str, Any]) -> str:
-    ppl, limit = metrics(trial).get("perplexity"), view.budget.get("limit")
-    small = [
-        f"{format_increase(view.increase(trial))} vs baseline "
-        f"{format_perplexity(view.budget.get('baseline'))}"
-    ]
-    if isinstance(limit, (int, float)):
-        small.append(f"limit {format_perplexity(limit)}")
-        if isinstance(ppl, (int, float)):
-            ok = ppl <= limit
-            small.append(
-                f'<span class="{"ok" if ok else "bad"}">{"within" if ok else "over"} budget</span>'
-            )
-    return _card(
-        _e(view.budget.get("metric") or "quality"), format_perplexity(ppl), " · ".join(small)
-    )
-
-
-def _headline(view: OptimizeView) -> str:
-    trial = view.recommended
-    parts = ['<section class="headline" id="headline"><h2>Recommendation</h2>']
-    if view.rejected_recommendation:
-        parts.append(f'<p class="warning">Note: {_e(view.rejected_recommendation)}.</p>')
-    if trial is None:
-        parts.append(f'<p class="warning"><strong>{_e(view.no_recommendation())}</strong></p>')
-        return "".join([*parts, "</section>"])
-    m = metrics(trial)
-    parts.append(f'<p class="pick">{_e(trial_name(trial))}</p>')
-    parts.append(f'<p class="words">{_e(describe_config(trial))}</p><div class="cards">')
-    parts.append(_energy_card(view, m.get("energy_j_per_token")))
-    parts.append(_quality_card(view, trial))
-    ratios = view.record.get("ratios") or {}
-    base = ratios.get("tokens_per_joule_vs_baseline")
-    who = _e(trial_name(view.baseline)) if view.baseline else "the baseline"
-    parts.append(_card("tokens per joule vs baseline", format_ratio(base), who))
-    if view.peer is not None or ratios.get("tokens_per_joule_vs_peer") is not None:
-        peer = _e(trial_name(view.peer)) if view.peer else "llama.cpp default"
-        parts.append(
-            _card(
-                "tokens per joule vs llama.cpp",
-                format_ratio(ratios.get("tokens_per_joule_vs_peer")),
-                peer,
-            )
-        )
-    parts.append("</div>")
-    for other in view.tied_with(trial.get("number")):
-        parts.append(
-            f'<p class="tie"><strong>Tie:</strong> {_e(trial_name(trial))} and '
-            f"{_e(trial_name(other))} ({_e(format_stat(metrics(other).get('energy_j_per_token')))} "
-            f"{_e(view.energy_unit())}) have overlapping 95% confidence intervals: the difference "
-            "between them is not a win.</p>"
-        )
-    parts.append(_saved_model(view))
-    return "".join([*parts, "</section>"])
-
-
-def _saved_model(view: OptimizeView) -> str:
-    saved = view.record.get("recommended_model")
-    if not isinstance(saved, dict):
-        return ""
-    m = metrics(saved)
-    figures = (
-        f"energy {format_stat(m.get('energy_j_per_token'))} {view.energy_unit()}, "
-        f"perplexity {format_perplexity(m.get('perplexity'))}"
-    )
-    return (
-        f'<p class="small">Saved to <code>{_e(saved.get("path") or DASH)}</code> and '
-        f"re-benchmarked: {_e(figures)} (<code>{_e(saved.get('result_path') or DASH)}</code>).</p>"
-    )
-
-
 def _row_class(view: OptimizeView, trial: dict[str, Any]) -> str:
     classes = []
     if trial is view.recommended:
@@ -174,6 +72,15 @@ def _row_class(view: OptimizeView, trial: dict[str, Any]) -> str:
     elif not view.usable(trial):
         classes.append("infeasible")
     return " ".join(classes)
+
+
+def _sort_key(value: Any) -> str:
+    """A number as JavaScript's ``parseFloat`` reads it; empty (sorted last) for none/NaN."""
+    if not isinstance(value, (int, float)) or math.isnan(value):
+        return ""
+    return (
+        repr(float(value)) if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
+    )
 
 
 def _cell(key: str, text: str, below: tuple[str, str] | None) -> str:
@@ -211,7 +118,7 @@ def _table(view: OptimizeView, trials: list[dict[str, Any]], keys: list[str], ta
             attrs = f' class="{key} text"' if key in _TEXT_COLUMNS else ""
             if key in numeric:
                 raw = values.get(key)
-                attrs = f' data-sort="{"" if raw is None else _e(repr(float(raw)))}"'
+                attrs = f' data-sort="{_sort_key(raw)}"'
             elif merged and key == "label":
                 attrs += f' data-sort="{_e(cells["label"])}"'
             below = (cells["config"], cells["error"]) if merged and key == "label" else None
@@ -289,6 +196,8 @@ def render_html(record: dict[str, Any]) -> str:
     """The whole ``report.html`` of an optimize record (see :mod:`wattlm.report.optimize_view`)."""
     view = OptimizeView(record)
     plotly_js, plotly_version = _plotly()
+    figure = pareto_figure(view)
+    plotted = any(trace["mode"] == "markers" for trace in figure["data"])
     spec = (record.get("model") or {}).get("spec") or "model"
     when = str(record.get("created_utc") or "").replace("T", " ").removesuffix("Z")
     meta = [f"{when} UTC" if when else "", f"wattlm {record.get('wattlm_version', '?')}"]
@@ -302,8 +211,9 @@ def render_html(record: dict[str, Any]) -> str:
     body = [
         f"<header><h1>wattlm optimize: <code>{_e(spec)}</code></h1>",
         f'<p class="meta">{_e(" · ".join(m for m in meta if m))}</p></header>',
-        _headline(view),
-        '<section id="plot"><h2>Energy vs quality</h2><div id="pareto-plot" class="plot"></div>',
+        headline_html(view),
+        '<section id="plot"><h2>Energy vs quality</h2>',
+        '<div id="pareto-plot" class="plot"></div>' if plotted else _NOTHING_TO_PLOT,
         '<noscript><p class="warning">The plot needs JavaScript; the tables below hold '
         "every figure.</p></noscript>",
         '<p class="caption">Each point is a trial (hover for its configuration). ★ recommended '
@@ -327,6 +237,6 @@ def render_html(record: dict[str, Any]) -> str:
         f"<title>wattlm optimize: {_e(spec)}</title><style>{_static('optimize.css')}</style>"
         f"</head><body><main>{''.join(body)}</main>\n"
         f"<script>{plotly_js}</script>\n"
-        f'<script type="application/json" id="pareto-data">{_script_json(pareto_figure(view))}</script>\n'
+        f'<script type="application/json" id="pareto-data">{_script_json(figure)}</script>\n'
         f"<script>{_static('optimize.js')}</script>\n</body></html>\n"
     )

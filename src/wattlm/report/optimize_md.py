@@ -11,11 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from wattlm.report._format import context_lines, format_bytes, format_count
-from wattlm.report.optimize_view import (
-    FRONT_COLUMNS,
-    TRIAL_COLUMNS,
-    OptimizeView,
-    column_headers,
+from wattlm.report.optimize_view import FRONT_COLUMNS, TRIAL_COLUMNS, OptimizeView, column_headers
+from wattlm.report.optimize_words import (
     describe_config,
     format_seconds,
     format_stat,

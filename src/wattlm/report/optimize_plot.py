@@ -27,8 +27,8 @@ import html
 import math
 from typing import Any
 
-from wattlm.report.optimize_view import (
-    OptimizeView,
+from wattlm.report.optimize_view import OptimizeView
+from wattlm.report.optimize_words import (
     ci95,
     describe_config,
     describe_params,
@@ -71,10 +71,19 @@ def _hover(view: OptimizeView, trial: dict[str, Any], role: str = "") -> str:
 
 
 def _point(view: OptimizeView, trial: dict[str, Any]) -> tuple[float, float] | None:
+    """(increase %, energy) of a trial; ``None`` when either is missing or not a number. An
+    infinite increase (a broken model) is kept: it is pinned to the right edge."""
     x, y = view.increase(trial), median(metrics(trial).get("energy_j_per_token"))
-    if x is None or y is None or not math.isfinite(x) or y <= 0:
+    if x is None or y is None or math.isnan(x) or x == -math.inf:
         return None
-    return x * 100, y
+    return (x * 100, y) if math.isfinite(y) and y > 0 else None
+
+
+def _spread(y: float, bound: float | None, sign: int) -> float:
+    """Length of one error-bar arm (0 when the bound is missing or not finite)."""
+    if bound is None or not math.isfinite(bound):
+        return 0.0
+    return max(0.0, sign * (bound - y))
 
 
 def _x_edge(view: OptimizeView, xs: list[float]) -> float:
@@ -82,7 +91,7 @@ def _x_edge(view: OptimizeView, xs: list[float]) -> float:
     rise = view.budget.get("max_increase")
     budget = rise * 100 if isinstance(rise, (int, float)) and rise > 0 else None
     if budget is None:
-        return max(xs, default=1.0) * 1.08 + 0.1
+        return max([x for x in xs if math.isfinite(x)], default=1.0) * 1.08 + 0.1
     near = [x for x in xs if x <= budget * 5]
     return max([budget * 2.5, *near]) * 1.08
 
@@ -104,8 +113,8 @@ def _trace(
         clo, chi = ci95(metrics(trial).get("energy_j_per_token"))
         xs.append(min(x, edge))
         ys.append(y)
-        lo.append(0 if clo is None else max(0.0, y - clo))
-        hi.append(0 if chi is None else max(0.0, chi - y))
+        lo.append(_spread(y, clo, -1))
+        hi.append(_spread(y, chi, 1))
         off = f"<br><i>off-scale: {format_increase(x / 100)} (pinned to the edge)</i>"
         text.append(_hover(view, trial, role) + (off if x > edge else ""))
         symbols.append("triangle-right" if x > edge else marker.get("symbol", "circle"))
@@ -209,68 +218,39 @@ def _y_axis(view: OptimizeView, ys: list[float]) -> dict[str, Any]:
     return axis
 
 
-def pareto_figure(view: OptimizeView) -> dict[str, Any]:
-    """The plotly figure (``data``, ``layout``, ``config``) of the record behind ``view``."""
+def _groups(view: OptimizeView) -> list[tuple[str, list[dict[str, Any]], dict[str, Any], str]]:
+    """(legend name, trials, marker, hover role) of each marker trace, in drawing order."""
     special = {id(t) for t in (view.recommended, view.baseline) if t is not None}
-    plotted = [t for t in view.trials if id(t) not in special]
+    plain = [t for t in view.trials if id(t) not in special]
+    star = {"color": ORANGE, "size": 20, "symbol": "star", "line": {"color": BLACK, "width": 1}}
+    groups = [
+        ("within budget", [t for t in plain if view.usable(t)], {"color": BLUE, "size": 9}, ""),
+        ("over budget", [t for t in plain if not view.usable(t)],
+         {"color": GREY, "size": 9, "symbol": "x", "opacity": 0.8}, ""),
+        ("baseline", [view.baseline], {"color": BLACK, "size": 12, "symbol": "diamond"},
+         "baseline"),
+        ("llama.cpp default", [view.peer], {"color": VERMILION, "size": 12, "symbol": "square"},
+         "peer"),
+        ("recommended", [view.recommended], star, "recommended"),
+    ]  # fmt: skip
+    return [(name, [t for t in ts if t is not None], m, role) for name, ts, m, role in groups]
+
+
+def pareto_figure(view: OptimizeView) -> dict[str, Any]:
+    """The plotly figure (``data``, ``layout``, ``config``) of the record behind ``view``.
+
+    Traces with no point to draw are left out (no empty legend entries).
+    """
     points = [p for p in (_point(view, t) for t in [*view.trials, view.peer or {}]) if p]
     edge = _x_edge(view, [x for x, _ in points])
-    feasible = [t for t in plotted if view.usable(t)]
-    over = [t for t in plotted if not view.usable(t)]
-    data = [
-        _front_line(view, edge),
-        _trace("within budget", view, feasible, edge, {"color": BLUE, "size": 9}),
-        _trace(
-            "over budget",
-            view,
-            over,
-            edge,
-            {"color": GREY, "size": 9, "symbol": "x", "opacity": 0.8},
-        ),
-    ]
-    if view.baseline is not None:
-        data.append(
-            _trace(
-                "baseline",
-                view,
-                [view.baseline],
-                edge,
-                {"color": BLACK, "size": 12, "symbol": "diamond"},
-                "baseline",
-            )
-        )
-    if view.peer is not None:
-        data.append(
-            _trace(
-                "llama.cpp default",
-                view,
-                [view.peer],
-                edge,
-                {"color": VERMILION, "size": 12, "symbol": "square"},
-                "peer",
-            )
-        )
-    if view.recommended is not None:
-        data.append(
-            _trace(
-                "recommended",
-                view,
-                [view.recommended],
-                edge,
-                {
-                    "color": ORANGE,
-                    "size": 20,
-                    "symbol": "star",
-                    "line": {"color": BLACK, "width": 1},
-                },
-                "recommended",
-            )
-        )
+    data = [_front_line(view, edge)]
+    data += [_trace(name, view, ts, edge, m, role) for name, ts, m, role in _groups(view)]
+    data = [trace for trace in data if trace["x"]]
     shapes, notes = _budget_shapes(view)
     y_axis = _y_axis(view, [y for _, y in points])
     notes += _star_note(view, y_axis.get("type") == "log", edge)
     base = format_perplexity(view.budget.get("baseline"))
-    left = min([0.0, *(x for x, _ in points)])
+    left = min([0.0, *(x for x, _ in points if math.isfinite(x))])
     pad = (edge - left) * 0.04
     layout = {
         "xaxis": {
