@@ -87,3 +87,36 @@ def test_plot_is_rendered_by_its_scripts(report, tmp_path):
     assert "recommended: #10 prune-ffn 10% + int4 g32, batch 8" in dom  # the star's note
     assert "budget +2% (perplexity ≤ 17.85)" in dom
     assert 'class="legendtext"' in dom and ">llama.cpp default<" in dom
+
+
+_CLICK = """<script>
+(function () {
+  var heads = document.querySelectorAll("#trials-table thead th");
+  var energy = Array.prototype.filter.call(heads, function (th) {
+    return th.textContent.indexOf("energy") === 0;
+  })[0];
+  for (var i = 0; i < CLICKS; i++) energy.querySelector("button").click();
+  var order = Array.prototype.map.call(
+    document.querySelectorAll("#trials-table tbody tr"),
+    function (tr) { return tr.cells[0].textContent.trim(); });
+  document.body.setAttribute("data-order", order.join(","));
+  document.body.setAttribute("data-sorted", energy.getAttribute("aria-sort"));
+})();
+</script></body>"""
+
+
+@pytest.mark.parametrize(
+    ("clicks", "direction", "order"),
+    [
+        (1, "ascending", "10,12,4,6,9,8,2,5,3,1,7,0,11"),
+        (2, "descending", "0,7,1,3,5,2,8,9,4,6,12,10,11"),
+    ],
+)
+def test_clicking_a_header_sorts_the_trials(report, tmp_path, clicks, direction, order):
+    """The table's own script sorts by the clicked column; trials with no figure go last."""
+    page = tmp_path / "clicked.html"
+    text = report.read_text(encoding="utf-8")
+    page.write_text(text.replace("</body>", _CLICK.replace("CLICKS", str(clicks))))
+    dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
+    assert f'data-sorted="{direction}"' in dom
+    assert f'data-order="{order}"' in dom
