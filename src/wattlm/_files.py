@@ -41,6 +41,9 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create private (0600/0700) paths; give the result the mode an
+        # ordinary open() would, so reports and results are readable like any other file
+        tmp.chmod((0o777 if tmp.is_dir() else 0o666) & ~_umask())
         if directory and target.exists():
             old = target.with_name(f".old-{target.name}-{os.getpid()}")
             os.replace(target, old)
@@ -54,6 +57,12 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
