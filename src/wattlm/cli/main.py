@@ -42,13 +42,15 @@ def _root(
 
 
 def _attach() -> None:
-    from wattlm.cli import assets, bench, compress, measure, report
+    from wattlm.cli import assets, bench, compress, measure, optimize, report, train
 
     app.add_typer(assets.app, name="assets")
     bench.register(app)
     compress.register(app)
     measure.register(app)
+    optimize.register(app)
     report.register(app)
+    train.register(app)
 
 
 _attach()

@@ -1,0 +1,247 @@
+"""Options shared by every training recipe: how to optimise (:class:`TrainOptions`) and on
+what data (:class:`DataConfig`).
+
+Both are frozen dataclasses that validate themselves in ``__post_init__`` and round-trip
+through JSON (:meth:`to_dict` / :meth:`from_dict`); every option is recorded in the run's
+``config.json`` and ``result.json``.
+
+Example:
+    >>> opts = TrainOptions(lr=1e-4, max_steps=100, precision="bf16", grad_accum=4)
+    >>> TrainOptions.from_dict(opts.to_dict()) == opts
+    True
+    >>> TrainOptions(optimizer="lion")
+    Traceback (most recent call last):
+    wattlm.errors.WattlmError: unknown optimizer 'lion' (choose from: adamw, sgd, adafactor, adamw8bit)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from wattlm.errors import WattlmError
+
+OPTIMIZERS = ("adamw", "sgd", "adafactor", "adamw8bit")
+SCHEDULES = ("constant", "linear", "cosine")
+PRECISIONS = ("fp32", "bf16", "fp16")
+METERS = ("auto", "nvml", "rapl", "estimate", "null")
+TASKS = ("auto", "causal-lm", "sequence-classification")
+SPLITS = ("train", "validation", "test")
+
+
+def check(ok: bool, message: str, hint: str | None = None) -> None:
+    """Raise :class:`WattlmError` with ``message`` unless ``ok``."""
+    if not ok:
+        raise WattlmError(message, hint=hint)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    check(value in choices, f"unknown {name} {value!r}", f"choose from: {', '.join(choices)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ConfigBase:
+    """JSON round-trip for nested frozen dataclasses; unknown keys are an error.
+
+    Subclasses list nested config fields in ``_nested`` (field name -> class).
+    """
+
+    _nested: ClassVar[dict[str, type[ConfigBase]]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, ConfigBase):
+                value = value.to_dict()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConfigBase:
+        if not isinstance(data, dict):
+            raise WattlmError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - valid)
+        check(
+            not unknown,
+            f"unknown key(s) for {cls.__name__}: {', '.join(unknown)}",
+            f"valid keys: {', '.join(sorted(valid))}",
+        )
+        kwargs = dict(data)
+        for name, sub in cls._nested.items():
+            if name in kwargs and isinstance(kwargs[name], dict):
+                kwargs[name] = sub.from_dict(kwargs[name])
+        for key, value in kwargs.items():
+            if isinstance(value, list):
+                kwargs[key] = tuple(value)
+        try:
+            return cls(**kwargs)
+        except TypeError as err:
+            raise WattlmError(f"{cls.__name__}: {err}") from None
+
+
+@dataclass(frozen=True)
+class TrainOptions(ConfigBase):
+    """How a recipe optimises, and what it measures while doing so.
+
+    Attributes:
+        lr: peak learning rate (reached after ``warmup_steps``).
+        epochs: passes over the training data (``None``: bounded by ``max_steps`` only).
+        max_steps: optimizer steps; the smaller of this and ``epochs`` wins.
+        max_time_s: stop after this many seconds of training (checked after each step;
+            the learning-rate schedule still spans the planned steps).
+        batch_size: samples per micro-batch and per process.
+        grad_accum: micro-batches accumulated per optimizer step. The global batch is
+            ``batch_size × grad_accum × processes``.
+        optimizer: ``adamw``, ``sgd`` (with ``momentum``), ``adafactor`` or ``adamw8bit``
+            (bitsandbytes, CUDA only).
+        weight_decay: decoupled weight decay (not applied to biases and norms).
+        momentum: SGD momentum.
+        schedule: learning rate after warm-up: ``constant``, ``linear`` or ``cosine`` decay
+            to zero at the last planned step.
+        warmup_steps: linear warm-up from 0 to ``lr``.
+        max_grad_norm: clip the global gradient norm (``None``: no clipping).
+        precision: ``fp32``; ``bf16`` autocast (weights and optimizer stay fp32);
+            ``fp16`` autocast with a gradient scaler (CUDA only).
+        gradient_checkpointing: recompute activations in the backward pass (less memory,
+            about one more forward of compute).
+        compile: ``torch.compile`` the trained model.
+        seed: seeds the initialisation of new weights, data order and dropout.
+        checkpoint_every: save a resumable checkpoint every N steps (0: never).
+        keep_checkpoints: keep the last checkpoint after the run finishes.
+        log_every: print a progress line every N steps (every step goes to ``log.jsonl``).
+        device: ``cpu`` or ``cuda`` (under torchrun each process takes ``cuda:LOCAL_RANK``).
+        threads: CPU threads per process (``None``: torch's default).
+        meter: energy meter (``auto``, ``nvml``, ``rapl``, ``estimate``, ``null``).
+        grid_intensity_g_per_kwh: grid carbon intensity (``None``: the documented default).
+    """
+
+    lr: float = 5e-5
+    epochs: int | None = 1
+    max_steps: int | None = None
+    max_time_s: float | None = None
+    batch_size: int = 16
+    grad_accum: int = 1
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    schedule: str = "linear"
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+    precision: str = "fp32"
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    seed: int = 0
+    checkpoint_every: int = 0
+    keep_checkpoints: bool = False
+    log_every: int = 10
+    device: str = "cpu"
+    threads: int | None = None
+    meter: str = "auto"
+    grid_intensity_g_per_kwh: float | None = None
+
+    def __post_init__(self) -> None:
+        check(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(
+            self.epochs is not None or self.max_steps is not None,
+            "give epochs or max_steps (or both)",
+            "e.g. --epochs 1 or --max-steps 200",
+        )
+        for name in ("epochs", "max_steps"):
+            value = getattr(self, name)
+            check(
+                value is None or (_is_int(value) and value >= 1),
+                f"{name} must be an integer >= 1, got {value!r}",
+            )
+        check(
+            self.max_time_s is None or self.max_time_s > 0,
+            f"max_time_s must be > 0, got {self.max_time_s}",
+        )
+        for name in ("batch_size", "grad_accum", "log_every"):
+            value = getattr(self, name)
+            check(_is_int(value) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("warmup_steps", "checkpoint_every", "seed"):
+            value = getattr(self, name)
+            check(_is_int(value) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("meter", self.meter, METERS)
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        check(
+            self.max_grad_norm is None or self.max_grad_norm > 0,
+            f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}",
+        )
+        check(
+            self.device == "cpu" or self.device.startswith("cuda"),
+            f"unknown device {self.device!r}",
+            "use cpu or cuda",
+        )
+        check(
+            self.threads is None or (_is_int(self.threads) and self.threads >= 1),
+            f"threads must be >= 1, got {self.threads!r}",
+        )
+        check(
+            self.grid_intensity_g_per_kwh is None or self.grid_intensity_g_per_kwh >= 0,
+            f"grid_intensity_g_per_kwh must be >= 0, got {self.grid_intensity_g_per_kwh}",
+        )
+
+
+@dataclass(frozen=True)
+class DataConfig(ConfigBase):
+    """The data a recipe trains and evaluates on.
+
+    Attributes:
+        data: a labelled set (``movie-sentiment``, ``.jsonl``/``.tsv``) for classifiers, or
+            a text corpus (``wiki-sample``, ``.txt``) for causal LMs.
+        seq_len: tokens per training sequence: the truncation length of a sentence for a
+            classifier, the chunk length of the text for a causal LM.
+        max_train_samples: use only the first N training samples (sentences or chunks).
+        eval_split: the held-out split quality is measured on.
+        eval_max_samples: classifiers: labelled examples evaluated (``None``: all).
+        eval_max_tokens: causal LMs: tokens of the split scored for perplexity.
+        eval_max_length: causal LMs: perplexity window (clipped to the model's context);
+            windows advance by half of it.
+
+    Example:
+        >>> DataConfig("movie-sentiment", seq_len=64).eval_split
+        'test'
+    """
+
+    data: str = "movie-sentiment"
+    seq_len: int = 128
+    max_train_samples: int | None = None
+    eval_split: str = "test"
+    eval_max_samples: int | None = None
+    eval_max_tokens: int = 4096
+    eval_max_length: int = 512
+
+    def __post_init__(self) -> None:
+        check(bool(self.data), "data must name a data set or a file")
+        check(
+            _is_int(self.seq_len) and self.seq_len >= 2, f"seq_len must be >= 2, got {self.seq_len}"
+        )
+        for name in ("max_train_samples", "eval_max_samples"):
+            value = getattr(self, name)
+            check(
+                value is None or (_is_int(value) and value >= 1),
+                f"{name} must be an integer >= 1, got {value!r}",
+            )
+        check_choice("eval split", self.eval_split, SPLITS)
+        check(self.eval_split != "train", "quality must be measured on a held-out split")
+        check(
+            self.eval_max_tokens >= 2, f"eval_max_tokens must be >= 2, got {self.eval_max_tokens}"
+        )
+        check(
+            self.eval_max_length >= 2, f"eval_max_length must be >= 2, got {self.eval_max_length}"
+        )
