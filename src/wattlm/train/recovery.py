@@ -41,8 +41,10 @@ class SparsityMasks:
     masks: dict[str, torch.Tensor]
 
     @classmethod
-    def from_zeros(cls, model: torch.nn.Module, *, min_sparsity: float = 0.0) -> SparsityMasks:
-        """Masks of every ``nn.Linear`` weight with more than ``min_sparsity`` zeros."""
+    def from_zeros(cls, model: torch.nn.Module, *, min_sparsity: float = 0.05) -> SparsityMasks:
+        """Masks of every ``nn.Linear`` weight with more than ``min_sparsity`` zeros (a
+        layer with a handful of zeros, e.g. a tied output embedding whose padding row is
+        zero, was not pruned and trains freely)."""
         weights, masks = {}, {}
         for name, module in model.named_modules():
             w = getattr(module, "weight", None)

@@ -200,6 +200,9 @@ def save_trained(lm: LoadedModel, out: Path) -> None:
     if hasattr(getattr(model, "config", None), "use_cache"):
         model.config.use_cache = True  # inference default; training turned it off
     model.eval()
+    if lm.compression and model.get_output_embeddings() is None:
+        # nothing to tie (a classifier); load_compressed would look for an output embedding
+        model.config.tie_word_embeddings = False
     save_model(lm, out / "model")
     lm.path, lm.format = (out / "model").resolve(), "hf"
 
