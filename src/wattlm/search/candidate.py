@@ -1,0 +1,135 @@
+"""``Candidate``: one point of the search space, resolved to what actually runs.
+
+A candidate is a compression method with its parameter values (already turned into recipe
+stages), a backend (with llama.cpp's GGUF type), a batch size and a thread count. Some
+combinations are mapped or refused, always the same way and with a stated reason:
+
+- llama.cpp quantizes the weights itself (``qtype``), so torch-side precision stages
+  (``cast``, ``int8-weight``, ``int4-weight``, ``int8-dynamic``) are dropped before the
+  GGUF export; e.g. *int4-weight + llama.cpp q4_0* runs exactly *none + llama.cpp q4_0*
+  (the search notices and reuses that trial instead of measuring it twice);
+- low-rank factorized layers have no place in llama.cpp's graph: refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+#: torch-side precision stages that llama.cpp replaces by its own quantization (``qtype``)
+TORCH_PRECISION = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
+#: stages that leave modules the GGUF exporter cannot write
+NOT_EXPORTABLE = frozenset({"lowrank"})
+BACKEND_LABELS = {"torch": "torch", "llamacpp": "llama.cpp", "onnxruntime": "ONNX Runtime"}
+
+
+def canonical(obj: Any) -> str:
+    """Compact, key-sorted JSON: equal objects give equal strings."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fully resolved configuration to measure.
+
+    Example:
+        >>> c = Candidate("int4-weight", {"group_size": 32},
+        ...               ({"method": "int4-weight", "group_size": 32},), "llamacpp", "q4_0", 8, 2)
+        >>> c.effective_stages(), c.label()
+        ([], 'none → llama.cpp q4_0 · batch 8 · 2 threads')
+    """
+
+    method: str
+    method_params: dict[str, Any] = field(default_factory=dict)
+    stages: tuple[dict[str, Any], ...] = ()
+    backend: str = "torch"
+    qtype: str | None = None
+    batch_size: int = 1
+    threads: int = 1
+
+    def effective_stages(self) -> list[dict[str, Any]]:
+        """The stages actually applied (llama.cpp drops torch-side precision stages)."""
+        stages = [dict(s) for s in self.stages]
+        if self.backend == "llamacpp":
+            stages = [s for s in stages if s["method"] not in TORCH_PRECISION]
+        return stages
+
+    def incompatible(self) -> str | None:
+        """Why this combination cannot run, or ``None``."""
+        if self.backend == "llamacpp":
+            bad = sorted({s["method"] for s in self.stages} & NOT_EXPORTABLE)
+            if bad:
+                return f"{', '.join(bad)} layers cannot be exported to GGUF for llama.cpp"
+        return None
+
+    def key(self) -> str:
+        """Identity of what runs: two candidates with equal keys measure the same thing."""
+        return canonical(
+            [self.effective_stages(), self.backend, self.qtype, self.batch_size, self.threads]
+        )
+
+    def weights_key(self) -> str:
+        """Identity of the weights (perplexity depends on nothing else)."""
+        qtype = self.qtype if self.backend == "llamacpp" else None
+        return canonical([self.effective_stages(), qtype])
+
+    def params(self) -> dict[str, Any]:
+        """The choices as a flat, readable dict (the record's ``params``)."""
+        out: dict[str, Any] = {"method": self.method, **self.method_params}
+        out["backend"] = self.backend
+        if self.backend == "llamacpp":
+            out["qtype"] = self.qtype
+        out.update(batch_size=self.batch_size, threads=self.threads)
+        return out
+
+    def label(self) -> str:
+        """Short human description, e.g. ``int4-weight g32 → torch · batch 8 · 2 threads``."""
+        effective = self.effective_stages()
+        method, params = self.method, self.method_params
+        if len(effective) < len(self.stages):  # llama.cpp dropped precision stages: say so
+            method = "+".join(s["method"] for s in effective) or "none"
+            used = [v for s in effective for v in s.values()]
+            params = {k: v for k, v in params.items() if v in used}
+        extra = " ".join(_short(k, v) for k, v in params.items())
+        method = f"{method} {extra}".strip()
+        backend = BACKEND_LABELS.get(self.backend, self.backend)
+        if self.backend == "llamacpp":
+            backend += f" {self.qtype}"
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
+        return f"{method} → {backend} · batch {self.batch_size} · {threads}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "method_params": dict(self.method_params),
+            "stages": [dict(s) for s in self.stages],
+            "backend": self.backend,
+            "qtype": self.qtype,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        return cls(
+            method=data["method"],
+            method_params=dict(data.get("method_params", {})),
+            stages=tuple(dict(s) for s in data.get("stages", ())),
+            backend=data["backend"],
+            qtype=data.get("qtype"),
+            batch_size=int(data["batch_size"]),
+            threads=int(data["threads"]),
+        )
+
+
+def baseline_candidate(threads: int) -> Candidate:
+    """The reference every trial is compared with: the float model on torch, batch 1."""
+    return Candidate("none", {}, (), "torch", None, 1, threads)
+
+
+def _short(name: str, value: Any) -> str:
+    abbreviations = {"group_size": "g", "ratio": "r", "sparsity": "s", "rank_ratio": "rank "}
+    if name in abbreviations:
+        return f"{abbreviations[name]}{value}"
+    return f"{name}={value}"

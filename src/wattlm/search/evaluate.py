@@ -1,0 +1,217 @@
+"""One trial: build the candidate's model from the baseline, bench it, return its figures.
+
+Steps, all through wattlm's own verbs:
+
+1. copy the baseline float model (``copy.deepcopy``) and apply the candidate's recipe
+   stages (``compress_``);
+2. llama.cpp: export the result with ``export_gguf`` at the candidate's ``qtype`` into the
+   trial folder, and load the file's dequantized weights back into the torch copy, so that
+   perplexity is measured (by torch, as ``bench`` does) on the weights llama.cpp runs;
+3. ``bench`` with one backend and one batch size at the stage's settings; the run folder
+   (``config.json`` + ``result.json``) is the trial folder's ``screen/`` or ``full/``.
+
+An evaluator is any picklable callable ``spec -> outcome``; tests pass synthetic ones, and
+Ray ships it to its workers. :class:`BenchEvaluator` is the real one.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from wattlm.search.candidate import Candidate
+from wattlm.search.config import StageSettings
+from wattlm.search.metrics import empty_metrics, metrics_from_result
+
+#: (model spec, device) -> the baseline model, loaded once per process
+_BASE_MODELS: dict[tuple[str, str], Any] = {}
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything needed to measure one candidate at one stage (plain, picklable values)."""
+
+    number: int
+    candidate: Candidate
+    stage: str  # "screen" | "full"
+    settings: StageSettings
+    objective: str
+    model: str
+    data: str
+    meter: str = "auto"
+    device: str = "cpu"
+    ppl_max_length: int = 512
+    ppl_stride: int = 256
+    out_dir: str | None = None
+    #: perplexity already measured on the same weights at this stage (then not re-measured)
+    quality: dict[str, Any] | None = None
+    quality_from: int | None = None
+    #: the peer: the model's own GGUF file on llama.cpp, as is
+    peer: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+
+class Evaluator(Protocol):
+    def __call__(self, spec: TrialSpec) -> dict[str, Any]:
+        """Return ``{"metrics", "quality", "result_path", "energy_source", "notes", "error"}``."""
+        ...
+
+
+def failed_outcome(error: str) -> dict[str, Any]:
+    return {
+        "metrics": empty_metrics(),
+        "quality": None,
+        "result_path": None,
+        "energy_source": None,
+        "notes": [],
+        "error": error,
+    }
+
+
+def register_base_model(spec: str, device: str, loaded: Any) -> None:
+    """Give this process's evaluators an already loaded baseline (the driver's copy)."""
+    _BASE_MODELS[(spec, device)] = loaded
+
+
+def base_model(spec: str, device: str) -> Any:
+    """The baseline model of this process, loaded on first use (float32)."""
+    key = (spec, device)
+    if key not in _BASE_MODELS:
+        from wattlm.models.load import load_model
+
+        _BASE_MODELS[key] = load_model(spec, device=device)
+    return _BASE_MODELS[key]
+
+
+def apply_stages(model: Any, stages: list[dict[str, Any]], *, tokenizer: Any, data: str) -> list:
+    """Apply recipe stages to ``model`` in place; return the compression log."""
+    if not stages:
+        return []
+    from wattlm.compress.base import CompressConfig
+    from wattlm.compress.recipe import Recipe, apply_recipe
+
+    recipe = Recipe(
+        stages=tuple(CompressConfig.from_dict(dict(s)) for s in stages), calibration_data=data
+    )
+    return apply_recipe(model, recipe, tokenizer=tokenizer)
+
+
+def build_variant(base: Any, spec: TrialSpec, folder: Path) -> tuple[Any, int, list[str]]:
+    """The model a trial runs, the bytes of its weights as run, and notes about it."""
+    from wattlm.models.fingerprint import weight_bytes
+    from wattlm.models.load import LoadedModel
+
+    cand = spec.candidate
+    if spec.peer:
+        return base, base.gguf_path.stat().st_size, ["llama.cpp runs the model's own GGUF file"]
+    stages = cand.effective_stages()
+    if not stages and cand.backend != "llamacpp":
+        return base, weight_bytes(base.model), []
+    model = copy.deepcopy(base.model)
+    log = apply_stages(model, stages, tokenizer=base.tokenizer, data=spec.data)
+    label = f"{base.spec} [trial {spec.number}: {cand.label()}]"
+    if cand.backend != "llamacpp":
+        loaded = LoadedModel(model, base.tokenizer, label, task=base.task, compression=log)
+        return loaded, weight_bytes(model), []
+    from wattlm.export.gguf_writer import export_gguf
+    from wattlm.search._gguf import load_gguf_weights_
+
+    gguf_path = folder / "model.gguf"
+    export_gguf(model, base.tokenizer, gguf_path, qtype=cand.qtype, tokenizer_gguf=base.gguf_path)
+    load_gguf_weights_(model, gguf_path)
+    note = (
+        f"llama.cpp runs {gguf_path.name} ({cand.qtype}), exported by wattlm; perplexity is "
+        "measured by torch on that file's weights, dequantized"
+    )
+    dropped = [s["method"] for s in cand.stages if s not in stages]
+    notes = [note]
+    if dropped:
+        notes.append(
+            f"stage(s) {', '.join(dropped)} not applied: llama.cpp quantizes by the GGUF type"
+        )
+    loaded = LoadedModel(
+        model, base.tokenizer, label, gguf_path, "gguf", base.task, [note], compression=log
+    )
+    return loaded, gguf_path.stat().st_size, notes
+
+
+def bench_config(spec: TrialSpec, model: Any) -> Any:
+    from wattlm.bench.config import BenchConfig
+    from wattlm.models.load import DTYPES
+
+    dtype = str(next(model.model.parameters()).dtype).removeprefix("torch.")
+    s = spec.settings
+    return BenchConfig(
+        model=spec.model,
+        data=spec.data,
+        backends=(spec.candidate.backend,),
+        batch_sizes=(spec.candidate.batch_size,),
+        prompt_tokens=s.prompt_tokens,
+        new_tokens=s.new_tokens,
+        warmup=s.warmup,
+        repeats=s.repeats,
+        threads=spec.candidate.threads,
+        dtype=dtype if dtype in DTYPES else "float32",
+        device=spec.device,
+        meter=spec.meter,
+        quality=spec.quality is None,
+        ppl_max_length=spec.ppl_max_length,
+        ppl_stride=spec.ppl_stride,
+        ppl_max_tokens=s.ppl_max_tokens,
+    )
+
+
+@dataclass(frozen=True)
+class BenchEvaluator:
+    """Measures a trial with :func:`wattlm.bench.runner.bench` (the real evaluator)."""
+
+    def __call__(self, spec: TrialSpec) -> dict[str, Any]:
+        try:
+            return self._evaluate(spec)
+        except Exception as err:  # a failed trial is recorded, the search goes on
+            from wattlm.errors import WattlmError
+
+            text = str(err) if isinstance(err, WattlmError) else f"{type(err).__name__}: {err}"
+            return failed_outcome(text.splitlines()[0] if text else type(err).__name__)
+        finally:
+            gc.collect()
+
+    def _evaluate(self, spec: TrialSpec) -> dict[str, Any]:
+        from wattlm.bench.runner import bench, write_run
+
+        base = base_model(spec.model, spec.device)
+        with tempfile.TemporaryDirectory(prefix="wattlm-trial-") as scratch:
+            folder = Path(spec.out_dir) if spec.out_dir else Path(scratch)
+            folder.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            loaded, bytes_as_run, notes = build_variant(base, spec, folder)
+            cfg = bench_config(spec, loaded)
+            result = bench(cfg, model=loaded, progress=False)
+            if spec.quality is not None:
+                result["quality"] = dict(spec.quality)
+                source = "the baseline" if spec.quality_from == 0 else f"trial {spec.quality_from}"
+                notes.append(f"perplexity was measured once on these weights ({source}) and reused")
+            result["notes"] = [*result["notes"], *notes, *spec.notes]
+            result_path = None
+            if spec.out_dir:
+                run_dir = folder / spec.stage
+                write_run(run_dir, cfg.to_dict(), result)
+                result_path = str(run_dir / "result.json")
+            metrics = metrics_from_result(
+                result, objective=spec.objective, weight_bytes=bytes_as_run
+            )
+            del loaded
+            return {
+                "metrics": metrics,
+                "quality": result["quality"],
+                "result_path": result_path,
+                "energy_source": result["energy"]["source"],
+                "notes": notes,
+                "error": None,
+                "seconds": time.perf_counter() - started,
+            }

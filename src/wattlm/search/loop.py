@@ -1,0 +1,228 @@
+"""The ask/tell loop (screen stage) and the re-measurement of candidates (full stage).
+
+The loop asks Optuna for a trial, resolves it to a :class:`Candidate`, and either
+
+- refuses it (an incompatible combination: recorded, told ``PRUNED``),
+- answers it from an earlier trial that runs exactly the same thing (recorded with
+  ``duplicate_of``, told the same values: nothing is measured twice), or
+- submits it to the executor (this process, or a Ray task) and tells the result when it
+  comes back: values (energy, latency, memory) and the quality constraint.
+
+Full-stage measurements run one at a time in this process, never concurrently, so the
+figures that decide are not contended.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from wattlm.search import study as st
+from wattlm.search.candidate import Candidate
+from wattlm.search.executors import make_executor
+from wattlm.search.progress import describe
+
+
+def _objective(rec: dict[str, Any]) -> float:
+    return rec["metrics"]["objective"]["median"]
+
+
+def values(rec: dict[str, Any]) -> list[float]:
+    """What Optuna minimises: energy objective, latency per token, bytes of weights."""
+    m = rec["metrics"]
+    latency = m["latency_ms_per_token"]["median"] if m.get("latency_ms_per_token") else 0.0
+    return [m["objective"]["median"], latency, float(m.get("weight_bytes") or 0)]
+
+
+def best_line(s: Any, records: dict[int, dict[str, Any]]) -> str | None:
+    pool = [r for r in [s.baseline, *records.values()] if r["feasible"]]
+    if not pool:
+        return None
+    return describe(min(pool, key=_objective), s.unit)
+
+
+def _enqueue_start(s: Any) -> None:
+    study = s.study
+    if study.user_attrs.get("start_enqueued"):
+        return
+    if s.grid:
+        index = {c.key(): i for i, c in enumerate(s.grid)}
+        for cand in s.space.start_candidates():
+            if cand.key() in index:
+                study.enqueue_trial({"candidate": index[cand.key()]})
+    else:
+        for params in s.space.start_params():
+            study.enqueue_trial(params)
+    study.set_user_attr("start_enqueued", True)
+
+
+def _suggest(s: Any, trial: Any) -> Candidate:
+    if s.grid:
+        return s.grid[trial.suggest_categorical("candidate", list(range(len(s.grid))))]
+    return s.space.suggest(trial)
+
+
+def _can_ask(s: Any, used: int) -> bool:
+    limit = min(s.cfg.n_trials, len(s.grid)) if s.grid else s.cfg.n_trials
+    if used >= limit:
+        s.stop_reason = f"{limit} trials asked"
+        return False
+    left = s.time_left()
+    if left is not None and left < s.estimate_trial_s() + s.reserve_s():
+        s.stop_reason = "time budget (no room for one more trial and the re-measurements)"
+        return False
+    return True
+
+
+def _duplicate(s: Any, records: dict[int, dict[str, Any]], cand: Candidate) -> dict | None:
+    key = cand.key()
+    if st.candidate_of(s.baseline).key() == key:
+        return s.baseline
+    same = [
+        r
+        for r in records.values()
+        if r["duplicate_of"] is None and r["number"] > 0 and st.candidate_of(r).key() == key
+    ]
+    return min(same, key=lambda r: r["number"]) if same else None
+
+
+def _screen_view(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
+    """An earlier trial's record as its screen stage saw it (duplicates copy this)."""
+    metrics = rec.get("screen_metrics") or rec["metrics"]
+    out = {**rec, "metrics": metrics, "stage": "screen"}
+    if rec["state"] != "failed":
+        feasible = (metrics.get("perplexity_increase") or 0.0) <= s.cfg.budget + 1e-12
+        out.update(feasible=feasible, state="complete" if feasible else "infeasible")
+    return out
+
+
+def _finish_trial(s: Any, trial: Any, rec: dict[str, Any], *, pruned: bool = False) -> None:
+    import optuna
+
+    trial.set_user_attr("record", rec)
+    if rec["state"] == "failed":
+        state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.FAIL
+        s.study.tell(trial, state=state)
+        return
+    increase = rec["metrics"]["perplexity_increase"]
+    trial.set_constraint("perplexity_increase", increase - s.cfg.budget)
+    s.study.tell(trial, values(rec))
+
+
+def search_loop(s: Any) -> None:
+    """Ask, evaluate (screen stage), tell, until the trial count or the time runs out."""
+    study = s.study
+    _enqueue_start(s)
+    stale = st.fail_stale_trials(study)
+    if stale:
+        s.notes.append(
+            f"resumed: {len(stale)} trial(s) interrupted by an earlier run were asked again"
+        )
+    records = st.finished_records(study)
+    s.stop_reason = None
+    s.ui.update(done=len(records), best=best_line(s, records))
+    executor = make_executor(s.cfg.ray, s.cfg.ray_workers, max(s.space.threads))
+    inflight: dict[Any, tuple[Any, Candidate, Any, float]] = {}
+    try:
+        while True:
+            while len(inflight) < executor.capacity and _can_ask(s, len(records) + len(inflight)):
+                trial = study.ask()
+                cand = _suggest(s, trial)
+                number = trial.number + 1
+                trial.set_user_attr("number", number)
+                reason = cand.incompatible()
+                if reason is not None:
+                    rec = s.make_record(number, cand, "screen", _skipped(reason), 0.0)
+                    _finish_trial(s, trial, rec, pruned=True)
+                    records[number] = rec
+                    continue
+                original = _duplicate(s, records, cand)
+                if original is not None:
+                    rec = {
+                        **_screen_view(s, original),
+                        **_identity(number, cand),
+                        "duplicate_of": original["number"],
+                        "duration_s": 0.0,
+                        "pareto": False,
+                    }
+                    _finish_trial(s, trial, rec)
+                    records[number] = rec
+                    continue
+                spec = s.spec(number, cand, "screen")
+                inflight[executor.submit(s.evaluator, spec)] = (
+                    trial, cand, spec, time.monotonic(),
+                )  # fmt: skip
+                s.ui.update(activity=f"#{number} {cand.label()} (screen)")
+            if not inflight:
+                break
+            for handle, outcome in executor.wait(list(inflight)):
+                trial, cand, spec, started = inflight.pop(handle)
+                seconds = time.monotonic() - started
+                rec = s.make_record(spec.number, cand, "screen", outcome, seconds)
+                s.remember_quality(spec, outcome)
+                _finish_trial(s, trial, rec)
+                records[rec["number"]] = rec
+                s.durations.append(seconds)
+                s.ui.log(describe(rec, s.unit))
+                s.ui.update(done=len(records), best=best_line(s, records))
+    finally:
+        executor.close()
+    if s.stop_reason:
+        s.notes.append(f"search stopped: {s.stop_reason}")
+
+
+def _skipped(reason: str) -> dict[str, Any]:
+    from wattlm.search.evaluate import failed_outcome
+
+    return failed_outcome(f"incompatible: {reason}")
+
+
+def _identity(number: int, cand: Candidate) -> dict[str, Any]:
+    return {
+        "number": number,
+        "label": cand.label(),
+        "params": cand.params(),
+        "candidate": cand.to_dict(),
+        "notes": [],
+    }
+
+
+def remeasure(s: Any) -> None:
+    """Measure the lowest-energy screen-feasible candidates again at the full stage.
+
+    Goes down the list until ``remeasure`` of them are feasible at the full stage too
+    (one may fail the budget on the longer perplexity text), or the time runs out; at
+    least one is always re-measured.
+    """
+    k = s.cfg.remeasure
+    if k == 0:
+        return
+    records = st.finished_records(s.study)
+    full_ok = [r for r in records.values() if r["stage"] == "full" and r["feasible"]]
+    pool = sorted(
+        (
+            r
+            for r in records.values()
+            if r["stage"] == "screen" and r["feasible"] and r["duplicate_of"] is None
+        ),
+        key=_objective,
+    )
+    for measured, rec in enumerate(pool):
+        if len(full_ok) >= k:
+            break
+        left = s.time_left()
+        recommend = s.estimate_full_s() + 20.0 if s.real else 0.0
+        if measured and left is not None and left < s.estimate_full_s() + recommend:
+            s.notes.append("time budget: fewer candidates were re-measured than asked")
+            break
+        cand = st.candidate_of(rec)
+        s.ui.update(activity=f"#{rec['number']} {cand.label()} (full stage)")
+        spec = s.spec(rec["number"], cand, "full")
+        outcome, seconds = s.evaluate(spec)
+        s.remember_quality(spec, outcome)
+        full = s.make_record(rec["number"], cand, "full", outcome, seconds)
+        kept = {k2: full[k2] for k2 in ("metrics", "feasible", "state", "error", "result_path")}
+        s.study.set_user_attr(f"full:{rec['number']}", {**kept, "duration_s": seconds})
+        s.ui.log(describe(full, s.unit) + " [full]")
+        if full["feasible"]:
+            full_ok.append(full)

@@ -1,0 +1,252 @@
+"""The end of a search: decide (front, ties, recommendation), deliver, write ``optimize.json``.
+
+Only figures measured at the same stage are compared: the *decision stage* is the full
+stage when candidates were re-measured (``remeasure > 0``), else the screen stage. The
+front and the recommendation consider feasible trials measured at that stage, never a
+duplicate of another trial, and never an infeasible one however low its energy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+from wattlm.errors import WattlmError
+from wattlm.search import study as st
+from wattlm.search.metrics import OBJECTIVES, interval
+from wattlm.search.pareto import Choice, pareto_front, recommend, ties
+
+BATCH_NOTE = (
+    "energy per token at each configuration's own batch size: a batch of 8 serves 8 requests "
+    "at once, so its energy per token is lower while each request waits longer (see latency "
+    "per token); the baseline and the peer run at batch 1"
+)
+
+
+def _relative(path: str | None, root: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def stage_view(rec: dict[str, Any], stage: str, budget: float) -> dict[str, Any] | None:
+    """``rec`` with the metrics and feasibility of ``stage``; ``None`` if not measured there."""
+    if stage == "full":
+        return rec if rec["stage"] == "full" else None
+    metrics = rec.get("screen_metrics")
+    if metrics is None:
+        return None
+    inc = metrics.get("perplexity_increase")
+    feasible = rec["state"] != "failed" and inc is not None and inc <= budget + 1e-12
+    return {**rec, "metrics": metrics, "feasible": feasible}
+
+
+def _choices(trials: list[dict[str, Any]], stage: str, budget: float) -> list[Choice]:
+    out = []
+    for rec in trials:
+        view = stage_view(rec, stage, budget)
+        if view is None or not view["feasible"] or rec["duplicate_of"] is not None:
+            continue
+        m = view["metrics"]
+        out.append(
+            Choice(
+                rec["number"],
+                m["objective"]["median"],
+                interval(m["objective"]),
+                m["perplexity"],
+                float(m.get("weight_bytes") or 0),
+            )
+        )
+    return out
+
+
+def _front(choices: list[Choice]) -> list[int]:
+    idx = pareto_front([(c.objective, c.quality) for c in choices])
+    return sorted(choices[i].number for i in idx)
+
+
+def finish(s: Any) -> dict[str, Any]:
+    """Decide, save the recommended model, write ``optimize.json`` and the reports."""
+    cfg = s.cfg
+    records = st.finished_records(s.study)
+    trials = [s.baseline, *(records[n] for n in sorted(records))]
+    decision = "full" if cfg.remeasure > 0 else "screen"
+    choices = _choices(trials, decision, cfg.budget)
+    front = _front(choices)
+    screen_front = _front(_choices(trials, "screen", cfg.budget))
+    chosen, tied, why = recommend(choices)
+    among = {*front, *tied} | ({chosen} if chosen is not None else set())
+    tie_pairs = ties(choices, among=among)
+    notes = list(s.notes)
+    if chosen is not None:
+        label = next(r["label"] for r in trials if r["number"] == chosen)
+        notes.append(f"recommended: trial {chosen} ({label}): {why}")
+    if chosen == 0:
+        notes.append("no configuration beat the baseline within the quality budget")
+    for rec in trials:
+        rec["pareto"] = rec["number"] in front
+    recommended_model = None
+    if chosen is not None and s.real:
+        from wattlm.search.recommend import save_recommended
+
+        s.ui.update(activity=f"saving and re-benching trial {chosen}")
+        rec = next(r for r in trials if r["number"] == chosen)
+        recommended_model = save_recommended(s, rec)
+    elif chosen is not None:
+        notes.append("no model saved: trials were evaluated by a synthetic evaluator")
+    record = _record(s, trials, decision, front, screen_front, tie_pairs, chosen, notes)
+    record["recommended_model"] = recommended_model
+    return _write(s, record)
+
+
+def _ratio(numerator: dict[str, Any] | None, rec: dict[str, Any] | None) -> float | None:
+    """How many times more work per joule ``rec`` does than ``numerator``'s figure."""
+    if numerator is None or rec is None:
+        return None
+    a, b = numerator.get("objective"), rec.get("objective")
+    if not a or not b or not b["median"]:
+        return None
+    return a["median"] / b["median"]
+
+
+def _record(s, trials, decision, front, screen_front, tie_pairs, chosen, notes) -> dict[str, Any]:
+    from wattlm._version import __version__
+    from wattlm.measure.context import collect_context
+
+    cfg = s.cfg
+    metric, unit = OBJECTIVES[cfg.objective]
+    base_full = s.baseline["metrics"]
+    base_screen = s.baseline["screen_metrics"]
+    quality = s.study.user_attrs.get(st.quality_key("full", st.candidate_of(s.baseline)))
+    tokens = (quality or {}).get("quality", {}).get("tokens", cfg.full.ppl_max_tokens)
+    screen_q = s.study.user_attrs.get(st.quality_key("screen", st.candidate_of(s.baseline)))
+    screen_tokens = (screen_q or {}).get("quality", {}).get("tokens", cfg.screen.ppl_max_tokens)
+    chosen_view = None
+    if chosen is not None:
+        rec = next(r for r in trials if r["number"] == chosen)
+        chosen_view = stage_view(rec, decision, cfg.budget)["metrics"]
+    base_view = stage_view(s.baseline, decision, cfg.budget)["metrics"]
+    peer = s.peer
+    if peer is not None and peer["state"] != "failed":
+        peer["metrics"]["perplexity_increase"] = 0.0
+    model_info = _model_info(s)
+    energy_source = s.baseline.get("energy_source") or "unavailable"
+    if energy_source.startswith("estimate:"):
+        notes.append(
+            "energy is an estimate (no sensor on this machine): process CPU time × a per-core "
+            "power model + DRAM; see docs/energy.md"
+        )
+    notes.append(
+        f"every trial was screened ({cfg.screen.ppl_max_tokens} perplexity tokens, "
+        f"{cfg.screen.prompt_tokens}-token prompts, {cfg.screen.new_tokens} new tokens, "
+        f"{cfg.screen.repeats} repeats); the {cfg.remeasure} lowest-energy feasible ones were "
+        f"measured again at the full stage ({cfg.full.ppl_max_tokens} perplexity tokens, "
+        f"{cfg.full.prompt_tokens}-token prompts, {cfg.full.new_tokens} new tokens, "
+        f"{cfg.full.repeats} repeats); only {decision}-stage figures are compared"
+    )
+    notes.append(
+        "perplexity of llama.cpp configurations is measured by torch on the GGUF file's "
+        "weights, dequantized; the peer's is the baseline's (the same file)"
+    )
+    if s.base is not None:
+        notes.extend(n for n in s.base.notes if n not in notes)
+    return {
+        "schema_version": 1,
+        "kind": "optimize",
+        "wattlm_version": __version__,
+        "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": cfg.to_dict(),
+        "model": model_info,
+        "objective": {
+            "name": cfg.objective,
+            "metric": metric,
+            "unit": unit,
+            "batch_note": BATCH_NOTE,
+        },
+        "budget": {
+            "metric": "perplexity",
+            "baseline": base_full["perplexity"],
+            "max_increase": cfg.budget,
+            "limit": base_full["perplexity"] * (1.0 + cfg.budget),
+            "tokens": tokens,
+            "screen_baseline": base_screen["perplexity"],
+            "screen_limit": base_screen["perplexity"] * (1.0 + cfg.budget),
+            "screen_tokens": screen_tokens,
+        },
+        "energy_source": energy_source,
+        "trials": [_public(r, s.out) for r in trials],
+        "baseline": 0,
+        "peer": _public(peer, s.out) if peer is not None else None,
+        "pareto": front,
+        "screen_pareto": screen_front,
+        "ties": tie_pairs,
+        "recommended": chosen,
+        "recommended_model": None,
+        "ratios": {
+            "tokens_per_joule_vs_baseline": _ratio(base_view, chosen_view),
+            "tokens_per_joule_vs_peer": _ratio(peer["metrics"] if peer else None, chosen_view)
+            if decision == "full"
+            else None,
+        },
+        "search": {
+            "study_name": s.study_name,
+            "storage": s.storage,
+            "sampler": cfg.sampler,
+            "space": s.space.to_dict(),
+            "decision_stage": decision,
+            "stop_reason": getattr(s, "stop_reason", None),
+            "trials_asked": len(trials) - 1,
+        },
+        "context": collect_context(s.threads),
+        "notes": notes,
+        "elapsed_s": round(time.monotonic() - s.started, 3),
+    }
+
+
+def _model_info(s: Any) -> dict[str, Any]:
+    if s.base is not None:
+        from wattlm.models.fingerprint import parameter_count, weight_bytes
+
+        return {
+            "spec": s.cfg.model,
+            "parameters": parameter_count(s.base.model),
+            "weight_bytes": weight_bytes(s.base.model),
+        }
+    return {
+        "spec": s.cfg.model,
+        "parameters": None,
+        "weight_bytes": s.baseline["metrics"].get("weight_bytes"),
+    }
+
+
+def _public(rec: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A trial record as written: paths relative to the run folder."""
+    return {**rec, "result_path": _relative(rec.get("result_path"), out)}
+
+
+def _write(s: Any, record: dict[str, Any]) -> dict[str, Any]:
+    from wattlm._files import write_json
+    from wattlm.report.result import validate_result
+
+    try:
+        from wattlm.report.optimize_report import write_reports
+    except ImportError:
+        write_reports = None
+        record["notes"].append("no HTML/Markdown report: wattlm.report.optimize_report is missing")
+    validate_result(record, source="optimize record")
+    write_json(s.out / "config.json", s.cfg.to_dict())
+    write_json(s.out / "optimize.json", record)
+    if write_reports is not None:
+        try:
+            write_reports(record, s.out)
+        except Exception as err:
+            raise WattlmError(
+                f"wrote {s.out / 'optimize.json'}, but the report failed: {err}".splitlines()[0],
+                hint=f"render it again later with `wattlm report {s.out}`",
+            ) from err
+    return record

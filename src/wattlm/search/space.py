@@ -1,0 +1,429 @@
+"""The search space: compression methods with their parameters, backends, batch sizes and
+threads, read from YAML and validated before any work starts.
+
+```yaml
+name: my-space
+methods:                       # compression choices; each one is a list of recipe stages
+  none: []
+  bf16: [{method: cast, dtype: bfloat16}]
+  int4-weight:
+    stages: [{method: int4-weight, group_size: $group_size}]
+    params: {group_size: [32, 64, 128]}      # "$name" in a stage takes these values
+backends:
+  torch: {}
+  llamacpp: {qtype: [q4_0, q4_1, q8_0]}       # GGUF type written for llama.cpp
+batch_sizes: [1, 8]
+threads: auto                  # or a list; auto = 1, 2, 4, … up to the usable cores
+start:                         # evaluated first (after the baseline); omitted keys are sampled
+  - {method: int4-weight, group_size: 32, backend: torch, batch_size: 8}
+```
+
+Shipped spaces (``default``, ``quick``, ``full``) live in ``wattlm/search/spaces/`` and are
+copied to ``search-spaces/`` in the repository for editing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wattlm.errors import WattlmError
+from wattlm.search.candidate import Candidate, canonical
+
+SPACE_KEYS = ("name", "description", "methods", "backends", "batch_sizes", "threads", "start")
+METHOD_KEYS = ("stages", "params", "description")
+BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "torch": (),
+    "llamacpp": ("qtype",),
+    "onnxruntime": (),
+}
+DEFAULT_QTYPES = ("q4_0", "q4_1", "q5_0", "q8_0")
+SHIPPED = ("default", "quick", "full")
+#: Optuna parameter names of the fixed dimensions
+P_METHOD, P_BACKEND, P_QTYPE, P_BATCH, P_THREADS = (
+    "method",
+    "backend",
+    "llamacpp.qtype",
+    "batch_size",
+    "threads",
+)
+
+
+def _keys(data: Any, valid: tuple[str, ...], where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise WattlmError(f"{where} must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(map(str, data)) - set(valid))
+    if unknown:
+        raise WattlmError(
+            f"unknown key(s) in {where}: {', '.join(unknown)}",
+            hint=f"valid keys: {', '.join(valid)}",
+        )
+    return data
+
+
+def _choices(value: Any, where: str) -> tuple[Any, ...]:
+    values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if not values:
+        raise WattlmError(f"{where} needs at least one value")
+    for v in values:
+        if v is not None and not isinstance(v, (bool, int, float, str)):
+            raise WattlmError(f"{where}: values must be numbers or strings, got {v!r}")
+    if len(set(values)) != len(values):
+        raise WattlmError(f"{where} lists a value twice: {list(values)}")
+    return values
+
+
+def _positive_ints(value: Any, where: str) -> tuple[int, ...]:
+    values = _choices(value, where)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise WattlmError(f"{where} must be integers >= 1, got {v!r}")
+    return values
+
+
+def auto_threads(cores: int | None = None) -> tuple[int, ...]:
+    """1, 2, 4, … below the core count, then the core count itself.
+
+    Example:
+        >>> auto_threads(2), auto_threads(6)
+        ((1, 2), (1, 2, 4, 6))
+    """
+    cores = cores or len(os.sched_getaffinity(0))
+    out, t = [], 1
+    while t < cores:
+        out.append(t)
+        t *= 2
+    return (*out, cores)
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """One value of the ``method`` dimension: stage templates and their parameters."""
+
+    name: str
+    stages: tuple[dict[str, Any], ...] = ()
+    params: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    description: str = ""
+
+    def resolve(self, values: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+        """The stages with every ``$param`` replaced by its value."""
+        return tuple({k: _substitute(v, values) for k, v in stage.items()} for stage in self.stages)
+
+    def combinations(self) -> list[dict[str, Any]]:
+        names = [n for n, _ in self.params]
+        return [
+            dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*(c for _, c in self.params))
+        ]
+
+
+def _substitute(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, str) and value.startswith("$"):
+        return values[value[1:]]
+    if isinstance(value, list):
+        return [_substitute(v, values) for v in value]
+    return value
+
+
+def _placeholders(value: Any) -> set[str]:
+    if isinstance(value, str) and value.startswith("$"):
+        return {value[1:]}
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_placeholders(v) for v in value)) if value else set()
+    if isinstance(value, dict):
+        return set().union(*(_placeholders(v) for v in value.values())) if value else set()
+    return set()
+
+
+def _method(name: str, spec: Any, source: str) -> MethodChoice:
+    where = f"method {name!r} of {source}"
+    if spec is None:
+        spec = []
+    if isinstance(spec, list):
+        spec = {"stages": spec}
+    spec = _keys(spec, METHOD_KEYS, where)
+    stages = spec.get("stages") or []
+    if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
+        raise WattlmError(f"{where}: 'stages' must be a list of recipe stages")
+    params_in = spec.get("params") or {}
+    if not isinstance(params_in, dict):
+        raise WattlmError(f"{where}: 'params' must map parameter names to lists of values")
+    params = tuple((str(p), _choices(v, f"{where}, parameter {p!r}")) for p, v in params_in.items())
+    used = _placeholders(stages)
+    declared = {p for p, _ in params}
+    if used - declared:
+        raise WattlmError(
+            f"{where} uses undeclared parameter(s): {', '.join(sorted(used - declared))}",
+            hint="declare their values under 'params'",
+        )
+    if declared - used:
+        raise WattlmError(
+            f"{where} declares parameter(s) no stage uses: {', '.join(sorted(declared - used))}"
+        )
+    choice = MethodChoice(str(name), tuple(stages), params, str(spec.get("description", "")))
+    _check_stages(choice, where)
+    return choice
+
+
+def _check_stages(choice: MethodChoice, where: str) -> None:
+    """Every parameter combination must give valid recipe stages."""
+    from wattlm.compress.recipe import Recipe
+
+    for values in choice.combinations():
+        if not choice.stages:
+            continue
+        shown = ", ".join(f"{k}={v}" for k, v in values.items())
+        try:
+            Recipe.from_dict({"stages": [dict(s) for s in choice.resolve(values)]}, source=where)
+        except WattlmError as err:
+            at = f" with {shown}" if shown else ""
+            raise WattlmError(f"{err.message}{at}", hint=err.hint) from None
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Compression methods × backends × batch sizes × threads, plus start points."""
+
+    methods: tuple[MethodChoice, ...]
+    backends: tuple[tuple[str, tuple[str, ...]], ...] = (("torch", ()),)
+    batch_sizes: tuple[int, ...] = (1,)
+    threads: tuple[int, ...] = (1,)
+    start: tuple[dict[str, Any], ...] = ()
+    name: str = "space"
+    description: str = ""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    # -- reading ----------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "search space") -> SearchSpace:
+        data = _keys(data, SPACE_KEYS, source)
+        methods_in = data.get("methods")
+        if not isinstance(methods_in, dict) or not methods_in:
+            raise WattlmError(f"{source} needs a non-empty 'methods' mapping")
+        methods = tuple(_method(str(n), s, source) for n, s in methods_in.items())
+        backends_in = data.get("backends", {"torch": {}})
+        if isinstance(backends_in, list):
+            backends_in = {str(b): {} for b in backends_in}
+        backends_in = _keys(backends_in, tuple(BACKEND_OPTIONS), f"'backends' of {source}")
+        if not backends_in:
+            raise WattlmError(f"{source} needs at least one backend")
+        backends = []
+        for name, opts in backends_in.items():
+            where = f"backend {name!r} of {source}"
+            opts = _keys(opts or {}, BACKEND_OPTIONS[name], where)
+            qtypes: tuple[str, ...] = ()
+            if name == "llamacpp":
+                from wattlm.export.gguf_writer import QTYPES
+
+                qtypes = tuple(map(str, _choices(opts.get("qtype", DEFAULT_QTYPES), where)))
+                bad = [q for q in qtypes if q not in QTYPES]
+                if bad:
+                    raise WattlmError(
+                        f"{where}: unknown GGUF type(s) {', '.join(bad)}",
+                        hint=f"choose from: {', '.join(QTYPES)}",
+                    )
+            backends.append((name, qtypes))
+        threads_in = data.get("threads", "auto")
+        threads = (
+            auto_threads()
+            if threads_in == "auto"
+            else _positive_ints(threads_in, f"'threads' of {source}")
+        )
+        space = cls(
+            methods=methods,
+            backends=tuple(backends),
+            batch_sizes=_positive_ints(data.get("batch_sizes", [1]), f"'batch_sizes' of {source}"),
+            threads=threads,
+            name=str(data.get("name", "space")),
+            description=str(data.get("description", "")).strip(),
+        )
+        start = data.get("start") or []
+        if not isinstance(start, list):
+            raise WattlmError(f"'start' of {source} must be a list of parameter mappings")
+        return replace(
+            space, start=tuple(space._check_start(s, i, source) for i, s in enumerate(start))
+        )
+
+    def _check_start(self, point: Any, i: int, source: str) -> dict[str, Any]:
+        where = f"start point {i + 1} of {source}"
+        if not isinstance(point, dict) or "method" not in point:
+            raise WattlmError(f"{where} needs at least a 'method'")
+        method = self.method(point["method"], where)
+        valid = (
+            "method",
+            *(p for p, _ in method.params),
+            "backend",
+            "qtype",
+            "batch_size",
+            "threads",
+        )
+        _keys(point, valid, where)
+        for key, value in point.items():
+            if value not in self._dimension(key, method, point.get("backend")):
+                raise WattlmError(
+                    f"{where}: {key}={value!r} is not in the space",
+                    hint=f"choose from: {', '.join(map(str, self._dimension(key, method, point.get('backend'))))}",
+                )
+        return dict(point)
+
+    def _dimension(self, key: str, method: MethodChoice, backend: str | None) -> tuple[Any, ...]:
+        fixed = {
+            "method": tuple(m.name for m in self.methods),
+            "backend": tuple(b for b, _ in self.backends),
+            "qtype": dict(self.backends).get("llamacpp", ()),
+            "batch_size": self.batch_sizes,
+            "threads": self.threads,
+        }
+        return fixed[key] if key in fixed else dict(method.params)[key]
+
+    def method(self, name: str, where: str = "search space") -> MethodChoice:
+        for m in self.methods:
+            if m.name == name:
+                return m
+        raise WattlmError(
+            f"{where}: unknown method {name!r}",
+            hint=f"the space has: {', '.join(m.name for m in self.methods)}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved space (``threads: auto`` expanded), as it would be written in YAML."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "methods": {
+                m.name: {
+                    "stages": [dict(s) for s in m.stages],
+                    "params": {p: list(v) for p, v in m.params},
+                }
+                for m in self.methods
+            },
+            "backends": {
+                b: ({"qtype": list(q)} if b == "llamacpp" else {}) for b, q in self.backends
+            },
+            "batch_sizes": list(self.batch_sizes),
+            "threads": list(self.threads),
+            "start": [dict(s) for s in self.start],
+        }
+
+    def without_backend(self, backend: str, reason: str) -> SearchSpace:
+        """The space minus one backend (e.g. llama.cpp when ``xllamacpp`` is missing)."""
+        if backend not in dict(self.backends):
+            return self
+        left = tuple(b for b in self.backends if b[0] != backend)
+        if not left:
+            raise WattlmError(f"no backend left to search: {reason}")
+        start = tuple(s for s in self.start if s.get("backend") != backend)
+        note = f"backend {backend} left out of the search: {reason}"
+        return replace(self, backends=left, start=start, notes=(*self.notes, note))
+
+    # -- sampling -----------------------------------------------------------------------
+    def suggest(self, trial: Any) -> Candidate:
+        """Define-by-run: ask ``trial`` (an Optuna trial) for one candidate.
+
+        Conditional parameters are asked only when they apply: ``<method>.<param>`` for
+        the chosen method, ``llamacpp.qtype`` only on llama.cpp.
+        """
+        method = self.method(trial.suggest_categorical(P_METHOD, [m.name for m in self.methods]))
+        values = {
+            p: trial.suggest_categorical(f"{method.name}.{p}", list(c)) for p, c in method.params
+        }
+        backend = trial.suggest_categorical(P_BACKEND, [b for b, _ in self.backends])
+        qtype = None
+        if backend == "llamacpp":
+            qtype = trial.suggest_categorical(P_QTYPE, list(dict(self.backends)["llamacpp"]))
+        batch = trial.suggest_categorical(P_BATCH, list(self.batch_sizes))
+        threads = trial.suggest_categorical(P_THREADS, list(self.threads))
+        return Candidate(
+            method.name, values, method.resolve(values), backend, qtype, batch, threads
+        )
+
+    def candidates(self) -> list[Candidate]:
+        """Every runnable candidate once (incompatible ones and repeats left out), in order."""
+        out: dict[str, Candidate] = {}
+        for method in self.methods:
+            for values, (backend, qtypes) in itertools.product(
+                method.combinations(), self.backends
+            ):
+                stages = method.resolve(values)
+                for qtype, batch, threads in itertools.product(
+                    qtypes or (None,), self.batch_sizes, self.threads
+                ):
+                    c = Candidate(method.name, values, stages, backend, qtype, batch, threads)
+                    if c.incompatible() is None:
+                        out.setdefault(c.key(), c)
+        return list(out.values())
+
+    def start_params(self) -> list[dict[str, Any]]:
+        """Start points as Optuna parameter dicts (for ``study.enqueue_trial``)."""
+        out = []
+        for point in self.start:
+            params = {}
+            for key, value in point.items():
+                if key == "qtype":
+                    params[P_QTYPE] = value
+                elif key in (P_METHOD, P_BACKEND, P_BATCH, P_THREADS):
+                    params[key] = value
+                else:
+                    params[f"{point['method']}.{key}"] = value
+            out.append(params)
+        return out
+
+    def start_candidates(self) -> list[Candidate]:
+        """Start points that name every dimension, as candidates (for the grid sampler)."""
+        out = []
+        for point in self.start:
+            method = self.method(point["method"])
+            values = {p: point.get(p) for p, _ in method.params}
+            backend = point.get("backend")
+            needed = [backend, point.get("batch_size"), point.get("threads"), *values.values()]
+            if backend == "llamacpp":
+                needed.append(point.get("qtype"))
+            if any(v is None for v in needed):
+                continue
+            out.append(
+                Candidate(
+                    method.name,
+                    values,
+                    method.resolve(values),
+                    backend,
+                    point.get("qtype"),
+                    point["batch_size"],
+                    point["threads"],
+                )
+            )
+        return out
+
+    def fingerprint(self) -> str:
+        return canonical(self.to_dict())
+
+
+def space_file(spec: str) -> Path:
+    """The YAML file a ``--space`` value names: a shipped space or a path."""
+    if spec in SHIPPED:
+        return Path(
+            str(resources.files("wattlm.search").joinpath("spaces").joinpath(f"{spec}.yaml"))
+        )
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise WattlmError(
+            f"search space not found: {spec}",
+            hint=f"pass a YAML file or a shipped space: {', '.join(SHIPPED)}",
+        )
+    return path
+
+
+def load_space(spec: str = "default") -> SearchSpace:
+    """Read and fully validate a search space (a shipped name or a YAML file)."""
+    import yaml
+
+    path = space_file(spec)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise WattlmError(f"{path} is not valid YAML: {err}".splitlines()[0]) from None
+    source = spec if spec in SHIPPED else str(path)
+    return SearchSpace.from_dict(data, source=source)

@@ -1,0 +1,113 @@
+"""The Optuna study behind a search: sampler, storage, resume, and what it remembers.
+
+- **Objectives** (all minimised): the energy objective, latency per token of one sequence,
+  and bytes of weights as run. Quality enters as a *constraint*: each finished trial sets
+  ``perplexity_increase − budget`` with ``Trial.set_constraint`` (Optuna ≥ 5; the samplers'
+  ``constraints_func`` argument is deprecated there), so NSGA-II's constrained domination
+  and TPE's feasibility weighting prefer trials within the budget.
+- **Storage**: an RDB URL (SQLite by default, inside the run folder). The study's name is
+  derived from a hash of everything that changes what a trial measures, so re-running
+  the same command continues the same study (``load_if_exists``).
+- **What survives a kill**: each finished trial carries its whole record (metrics, paths)
+  in its user attributes; the baseline, the peer, re-measured (full-stage) figures and
+  perplexities reused across trials live in the study's user attributes. Trials left
+  ``RUNNING`` by a killed process are marked ``FAIL`` on resume and asked again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from wattlm.search.candidate import Candidate
+
+#: NSGA-II population: small, so that evolution starts within a short search
+POPULATION = 8
+TPE_STARTUP = 6
+DIRECTIONS = ("minimize", "minimize", "minimize")  # energy, latency, memory
+STALE_NOTE = "wattlm_stale"
+
+
+def _optuna() -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    return optuna
+
+
+def make_sampler(name: str, seed: int, grid_size: int = 0) -> Any:
+    """The Optuna sampler for ``nsga2``, ``tpe``, ``grid`` or ``random``."""
+    optuna = _optuna()
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=POPULATION, seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(n_startup_trials=TPE_STARTUP, seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler({"candidate": list(range(grid_size))}, seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def open_study(name: str, storage: str, sampler: Any) -> Any:
+    """Create the study, or load it when one of that name exists in ``storage``."""
+    optuna = _optuna()
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=sampler,
+        directions=list(DIRECTIONS),
+        load_if_exists=True,
+    )
+
+
+def fail_stale_trials(study: Any) -> list[int]:
+    """Mark trials left ``RUNNING`` by a killed process as ``FAIL`` and enqueue them again.
+
+    Returns the Optuna numbers of the trials asked again. (One driver per study: a
+    ``RUNNING`` trial at start-up cannot belong to a live process.)
+    """
+    optuna = _optuna()
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for t in running:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        study.enqueue_trial(dict(t.params), user_attrs={STALE_NOTE: t.number})
+    return [t.number for t in running]
+
+
+def finished_records(study: Any) -> dict[int, dict[str, Any]]:
+    """Records of finished search trials (by wattlm trial number), full-stage figures merged."""
+    records: dict[int, dict[str, Any]] = {}
+    attrs = study.user_attrs
+    for t in study.get_trials(deepcopy=False):
+        rec = t.user_attrs.get("record")
+        if rec is not None and t.state.is_finished():
+            records[rec["number"]] = dict(rec)
+    for number, rec in records.items():
+        full = attrs.get(f"full:{number}")
+        if full is not None:
+            records[number] = merge_full(rec, full)
+    return records
+
+
+def merge_full(rec: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
+    """A record whose headline figures become the full stage's (screen figures kept)."""
+    out = dict(rec)
+    out.update(
+        stage="full",
+        metrics=full["metrics"],
+        feasible=full["feasible"],
+        state=full["state"],
+        error=full.get("error"),
+        result_path=full.get("result_path"),
+        duration_s=rec["duration_s"] + full.get("duration_s", 0.0),
+    )
+    return out
+
+
+def candidate_of(rec: dict[str, Any]) -> Candidate:
+    return Candidate.from_dict(rec["candidate"])
+
+
+def quality_key(stage: str, cand: Candidate) -> str:
+    import hashlib
+
+    return f"quality:{stage}:" + hashlib.sha256(cand.weights_key().encode()).hexdigest()[:16]

@@ -1,0 +1,164 @@
+"""Search spaces: YAML validation up front, shipped spaces, candidates and their mapping."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from wattlm.errors import WattlmError
+from wattlm.search.candidate import Candidate
+from wattlm.search.space import SHIPPED, SearchSpace, auto_threads, load_space, space_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _space(**over):
+    data = {
+        "methods": {
+            "none": [],
+            "int4-weight": {
+                "stages": [{"method": "int4-weight", "group_size": "$group_size"}],
+                "params": {"group_size": [32, 128]},
+            },
+            "lowrank": [{"method": "lowrank", "rank_ratio": 0.5}],
+        },
+        "backends": {"torch": {}, "llamacpp": {"qtype": ["q4_0", "q8_0"]}},
+        "batch_sizes": [1, 8],
+        "threads": [1, 2],
+    }
+    data.update(over)
+    return SearchSpace.from_dict(data, source="test space")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_spaces_load_and_match_the_repository_copies(name):
+    space = load_space(name)
+    assert space.candidates()
+    copy = REPO / "search-spaces" / f"{name}.yaml"
+    assert copy.read_text() == space_file(name).read_text(), f"search-spaces/{name}.yaml drifted"
+
+
+def test_unknown_top_level_keys_are_one_error_listing_the_valid_ones():
+    with pytest.raises(WattlmError) as err:
+        _space(batch=[1], thread=[2])
+    assert err.value.message == "unknown key(s) in test space: batch, thread"
+    assert "methods" in err.value.hint and "batch_sizes" in err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"backends": {"vllm": {}}}, "unknown key(s) in 'backends' of test space: vllm"),
+        ({"backends": {"llamacpp": {"qtypes": ["q4_0"]}}}, "unknown key(s) in backend 'llamacpp'"),
+        ({"backends": {"llamacpp": {"qtype": ["q3_k"]}}}, "unknown GGUF type(s) q3_k"),
+        ({"batch_sizes": [0]}, "integers >= 1"),
+        ({"threads": []}, "needs at least one value"),
+        ({"methods": {}}, "non-empty 'methods'"),
+        (
+            {"methods": {"x": [{"method": "int5-weight"}]}},
+            "unknown compression method 'int5-weight'",
+        ),
+        (
+            {"methods": {"x": {"stages": [{"method": "int4-weight", "group_size": "$g"}]}}},
+            "undeclared parameter(s): g",
+        ),
+        (
+            {"methods": {"x": {"stages": [{"method": "cast"}], "params": {"g": [1]}}}},
+            "no stage uses: g",
+        ),
+        (
+            {
+                "methods": {
+                    "x": {
+                        "stages": [{"method": "int4-weight", "group_size": "$g"}],
+                        "params": {"g": [32, 48]},
+                    }
+                }
+            },
+            "with g=48",
+        ),
+        ({"methods": {"x": {"stage": []}}}, "unknown key(s) in method 'x'"),
+        ({"start": [{"method": "none", "batch_size": 3}]}, "batch_size=3 is not in the space"),
+        ({"start": [{"method": "nope"}]}, "unknown method 'nope'"),
+        ({"start": [{"method": "none", "color": 1}]}, "unknown key(s) in start point 1"),
+    ],
+)
+def test_invalid_spaces(over, message):
+    with pytest.raises(WattlmError) as err:
+        _space(**over)
+    assert message in err.value.message
+
+
+def test_missing_space_file_names_the_shipped_ones(tmp_path):
+    with pytest.raises(WattlmError, match="search space not found") as err:
+        load_space(str(tmp_path / "nope.yaml"))
+    assert "default, quick, full" in err.value.hint
+
+
+def test_candidates_collapse_what_runs_the_same_and_leave_out_the_impossible():
+    space = _space()
+    cands = space.candidates()
+    keys = [c.key() for c in cands]
+    assert len(keys) == len(set(keys))
+    llama = [c for c in cands if c.backend == "llamacpp"]
+    # int4 stages are dropped on llama.cpp: none/int4 g32/int4 g128 run the same GGUF; lowrank refused
+    assert {c.method for c in llama} == {"none"}
+    assert len(llama) == 2 * 2 * 2  # qtypes × batch sizes × threads
+    torch = [c for c in cands if c.backend == "torch"]
+    assert len(torch) == (1 + 2 + 1) * 2 * 2
+
+
+def test_candidate_mapping_and_labels():
+    int4 = Candidate(
+        "int4-weight", {"group_size": 32}, ({"method": "int4-weight", "group_size": 32},),
+        "llamacpp", "q4_0", 8, 2,
+    )  # fmt: skip
+    none = Candidate("none", {}, (), "llamacpp", "q4_0", 8, 2)
+    assert int4.key() == none.key() and int4.weights_key() == none.weights_key()
+    assert int4.label() == "none → llama.cpp q4_0 · batch 8 · 2 threads"
+    torch = Candidate(
+        "int4-weight", {"group_size": 32}, ({"method": "int4-weight", "group_size": 32},),
+        "torch", None, 1, 1,
+    )  # fmt: skip
+    assert torch.label() == "int4-weight g32 → torch · batch 1 · 1 thread"
+    assert torch.weights_key() == Candidate(**{**torch.__dict__, "batch_size": 8}).weights_key()
+    low = Candidate("lowrank", {}, ({"method": "lowrank"},), "llamacpp", "q8_0", 1, 1)
+    assert "cannot be exported to GGUF" in low.incompatible()
+    assert Candidate.from_dict(torch.to_dict()) == torch
+
+
+def test_suggest_asks_conditional_parameters_only_when_they_apply():
+    space = _space()
+    trial = optuna.trial.FixedTrial(
+        {"method": "int4-weight", "int4-weight.group_size": 128, "backend": "torch",
+         "batch_size": 8, "threads": 2}
+    )  # fmt: skip
+    cand = space.suggest(trial)
+    assert cand.stages == ({"method": "int4-weight", "group_size": 128},)
+    assert cand.qtype is None and cand.batch_size == 8
+    trial = optuna.trial.FixedTrial(
+        {"method": "none", "backend": "llamacpp", "llamacpp.qtype": "q8_0", "batch_size": 1,
+         "threads": 1}
+    )  # fmt: skip
+    assert space.suggest(trial).qtype == "q8_0"
+
+
+def test_start_points_become_optuna_params():
+    space = _space(start=[{"method": "int4-weight", "group_size": 32, "backend": "torch"}])
+    assert space.start_params() == [
+        {"method": "int4-weight", "int4-weight.group_size": 32, "backend": "torch"}
+    ]
+    assert space.start_candidates() == []  # batch size and threads left to the sampler
+
+
+def test_without_backend_drops_its_start_points_and_says_why():
+    space = _space(start=[{"method": "none", "backend": "llamacpp", "qtype": "q4_0"}])
+    narrowed = space.without_backend("llamacpp", "xllamacpp is missing")
+    assert [b for b, _ in narrowed.backends] == ["torch"]
+    assert narrowed.start == ()
+    assert "xllamacpp is missing" in narrowed.notes[0]
+
+
+def test_auto_threads():
+    assert auto_threads(1) == (1,)
+    assert auto_threads(8) == (1, 2, 4, 8)
