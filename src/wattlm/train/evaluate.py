@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from wattlm.models.load import LoadedModel
-from wattlm.train.data import LABELLED, check_labels, tokenize_text
+from wattlm.train.data import LABELLED, check_labels, spread, tokenize_text
 from wattlm.train.options import DataConfig
 
 
@@ -41,9 +41,7 @@ def load_eval_set(config: DataConfig, kind: str, tokenizer) -> EvalSet:
         from wattlm.data.labelled import load_labelled
 
         rows = load_labelled(config.data, config.eval_split)
-        return EvalSet(
-            config, rows=rows[: config.eval_max_samples] if config.eval_max_samples else rows
-        )
+        return EvalSet(config, rows=spread(rows, config.eval_max_samples))
     from wattlm.data.text import load_text
 
     ids = tokenize_text(tokenizer, load_text(config.data, config.eval_split))

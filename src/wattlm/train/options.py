@@ -206,9 +206,11 @@ class DataConfig(ConfigBase):
             a text corpus (``wiki-sample``, ``.txt``) for causal LMs.
         seq_len: tokens per training sequence: the truncation length of a sentence for a
             classifier, the chunk length of the text for a causal LM.
-        max_train_samples: use only the first N training samples (sentences or chunks).
+        max_train_samples: use only N training samples (sentences or chunks), spread evenly
+            over the split.
         eval_split: the held-out split quality is measured on.
-        eval_max_samples: classifiers: labelled examples evaluated (``None``: all).
+        eval_max_samples: classifiers: labelled examples evaluated, spread evenly over the
+            split (``None``: all).
         eval_max_tokens: causal LMs: tokens of the split scored for perplexity.
         eval_max_length: causal LMs: perplexity window (clipped to the model's context);
             windows advance by half of it.
