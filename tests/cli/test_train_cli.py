@@ -34,12 +34,12 @@ def test_finetune_distill_qat_chain(setup, capsys):
     out = capsys.readouterr().out
     assert "accuracy before" in out and "wrote" in out
     assert (teacher / "result.json").is_file() and (teacher / "log.jsonl").is_file()
-    args = ["train", "distill", "--teacher", str(teacher / "model"), "--student-layers", "1",
+    args = ["train", "distill", "--teacher", str(teacher), "--student-layers", "1",
             "--data", s["data"], "--temperature", "3", "--alpha", "0.7", "--out", str(student)]  # fmt: skip
     assert main([*args, *FAST]) == 0
     cfg = json.loads((student / "config.json").read_text())
     assert (cfg["student"], cfg["temperature"], cfg["alpha"]) == ("layers:1", 3.0, 0.7)
-    args = ["train", "qat", "--model", str(student / "model"), "--scheme", "int8",
+    args = ["train", "qat", "--model", str(student), "--scheme", "int8",
             "--qat-backend", "wattlm", "--data", s["data"], "--out", str(quant)]  # fmt: skip
     assert main([*args, *FAST]) == 0
     assert "without QAT" in capsys.readouterr().out

@@ -62,9 +62,23 @@ def set_threads(options: TrainOptions) -> None:
         torch.set_num_threads(options.threads)
 
 
+def model_spec(spec: str) -> str:
+    """A training run's folder stands for the model it saved (``RUN/model``), so
+    ``--teacher runs/teacher`` and ``--teacher runs/teacher/model`` are the same.
+
+    Example:
+        >>> model_spec("minilm-l6")
+        'minilm-l6'
+    """
+    run = Path(spec).expanduser()
+    if (run / "result.json").is_file() and (run / "model" / "config.json").is_file():
+        return str(run / "model")
+    return spec
+
+
 def peek_model(spec: str) -> tuple[str | None, int | None]:
     """``(architecture, num_labels)`` from a local model folder's config (no loading)."""
-    file = Path(spec).expanduser() / "config.json"
+    file = Path(model_spec(spec)).expanduser() / "config.json"
     if not file.is_file():
         return None, None
     try:
@@ -108,6 +122,7 @@ def load_for_task(spec: str, task: str, data: DataConfig, *, device: str, seed: 
     from wattlm.data.labelled import load_labelled
     from wattlm.models.load import load_model
 
+    spec = model_spec(spec)
     if task != "sequence-classification":
         return load_model(spec, task=task, device=device)
     n = check_class_count(LabelledData(load_labelled(data.data, "train"), None, data.seq_len))

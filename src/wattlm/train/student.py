@@ -302,8 +302,9 @@ def build_student(
     else:
         if student is None:
             from wattlm.models.load import load_model
+            from wattlm.train.run import model_spec
 
-            student = load_model(parsed.model, task=teacher.task)
+            student = load_model(model_spec(parsed.model), task=teacher.task)
         built = student
     check_pair(teacher, built)
     m = len(built.model.get_submodule(layer_path(built.model)))
