@@ -57,6 +57,7 @@ def test_config_file_is_the_base_and_flags_override(setup):
                  "--meter", "null", "--no-progress", "--out", str(again)]) == 0  # fmt: skip
     a, b = (json.loads((p / "config.json").read_text()) for p in (first, again))
     assert b["options"]["optimizer"] == "sgd" and b["options"]["max_steps"] == 1
+    assert a["options"]["epochs"] is None  # --max-steps alone: not capped at one epoch
     b["options"]["max_steps"] = a["options"]["max_steps"]
     assert a == b
 

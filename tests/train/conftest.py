@@ -29,6 +29,18 @@ def write_jsonl(path, rows) -> str:
 
 
 @pytest.fixture
+def text_file(tmp_path):
+    """A short local corpus (overrides the suite-wide one: fewer tokens, faster tests)."""
+    path = tmp_path / "notes.txt"
+    path.write_text(
+        "\n\n".join(
+            f"Paragraph {i}. The quick brown fox jumps over the lazy dog." * 2 for i in range(60)
+        )
+    )
+    return path
+
+
+@pytest.fixture
 def labelled_file(tmp_path):
     return write_jsonl(tmp_path / "toy.jsonl", toy_rows())
 

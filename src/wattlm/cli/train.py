@@ -29,7 +29,7 @@ app = typer.Typer(
 _COMMON: list[tuple[str, str, type, Any]] = [
     ("data", "data", str, typer.Option(None, help="Labelled set (movie-sentiment, .jsonl, .tsv) or text (wiki-sample, .txt).")),
     ("seq_len", "data", int, typer.Option(None, help="Tokens per sequence: sentence cut or text chunk (default 128).")),
-    ("max_train_samples", "data", int, typer.Option(None, help="Use only the first N training samples.")),
+    ("max_train_samples", "data", int, typer.Option(None, help="Use only N training samples, spread over the split.")),
     ("eval_split", "data", str, typer.Option(None, help="Held-out split for quality: validation or test (default test).")),
     ("eval_max_samples", "data", int, typer.Option(None, help="Classifiers: examples evaluated (default all).")),
     ("eval_max_tokens", "data", int, typer.Option(None, help="Causal LMs: tokens scored for perplexity (default 4096).")),
@@ -107,6 +107,8 @@ def _build(recipe: str, own: dict[str, Any], common: dict[str, dict[str, Any]]):
         merged = {**base.get(group, {}), **common[group]}
         if group == "options" and merged.get("max_grad_norm") == 0:
             merged["max_grad_norm"] = None
+        if group == "options" and "max_steps" in common[group] and "epochs" not in merged:
+            merged["epochs"] = None  # --max-steps alone is not capped at one epoch
         base[group] = merged
     base.update({k: v for k, v in own.items() if v is not None})
     return config_from_dict(base)
