@@ -183,3 +183,18 @@ def test_smollm2_int4_keeps_perplexity_and_shrinks_weights():
     assert weight_bytes(lm.model) < 0.3 * report["weight_bytes_before"]
     # float zero points reproduce the Q4_1 grid the embedded weights lie on: ~free (+0.1%)
     assert perplexity(lm.model, ids, max_length=512, stride=256).value < 1.01 * base
+
+
+@pytest.mark.parametrize(
+    "config",
+    [Int8WeightConfig(), Int8DynamicConfig(), Int4WeightConfig(embedding_dtype="bfloat16")],
+    ids=["int8-weight", "int8-dynamic", "int4-weight"],
+)
+def test_quantized_model_keeps_its_parameter_count(config):
+    from wattlm.models.fingerprint import parameter_count, weight_bytes
+
+    model = tiny_causal_lm().model
+    before, bytes_before = parameter_count(model), weight_bytes(model)
+    compress_(model, config)
+    assert parameter_count(model) == before  # quantized weights are still parameters
+    assert weight_bytes(model) < bytes_before

@@ -39,6 +39,11 @@ class _Int8Linear(torch.nn.Module):
             module.bias = torch.nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
         return module
 
+    @property
+    def quantized_parameters(self) -> int:
+        """Weights stored quantized (buffers, not parameters): counted by parameter_count."""
+        return self.in_features * self.out_features
+
     def dequantize(self) -> torch.Tensor:
         """The float32 weight this module computes with."""
         return qmath.dequantize_int8(self.qweight, self.scale)

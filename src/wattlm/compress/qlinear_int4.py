@@ -71,6 +71,11 @@ class Int4WeightLinear(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros(out_features)) if bias else None
         self._layout = "portable"  # or the device whose kernel layout qweight holds
 
+    @property
+    def quantized_parameters(self) -> int:
+        """Weights stored quantized (buffers, not parameters): counted by parameter_count."""
+        return self.in_features * self.out_features
+
     @classmethod
     def from_linear(
         cls, linear: torch.nn.Linear, group_size: int = 32, zero_point: str = "float", **kwargs

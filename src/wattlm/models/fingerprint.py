@@ -29,8 +29,19 @@ def state_dict_sha256(model: torch.nn.Module) -> str:
 
 
 def parameter_count(model: torch.nn.Module) -> int:
-    """Number of distinct parameters (tied weights counted once)."""
-    return sum(p.numel() for p in model.parameters())
+    """Number of distinct parameters (tied weights counted once), quantized weights included.
+
+    A quantized module keeps its weight in integer buffers, not parameters; it reports the
+    weights it stands for as ``quantized_parameters`` (``in_features × out_features``).
+
+    Example:
+        >>> from wattlm.compress.qlinear import Int8WeightLinear
+        >>> m = torch.nn.Sequential(Int8WeightLinear.from_linear(torch.nn.Linear(8, 4)))
+        >>> parameter_count(m)  # 32 int8 weights + 4 float bias
+        36
+    """
+    quantized = sum(getattr(m, "quantized_parameters", 0) for m in model.modules())
+    return quantized + sum(p.numel() for p in model.parameters())
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
