@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
 from pathlib import Path
 
@@ -34,12 +35,16 @@ VARIANTS: list[tuple[str, list[dict]]] = [
     ),
     ("magnitude 30% (global)", [{"method": "magnitude-prune", "sparsity": 0.3}]),
     ("2:4 magnitude", [{"method": "nm-sparsity", "n": 2, "m": 4}]),
+    ("2:4 Wanda", [{"method": "nm-sparsity", "n": 2, "m": 4, "criterion": "wanda"}]),
     ("Wanda 50%", [{"method": "wanda", "sparsity": 0.5}]),
     ("prune FFN 25% (activation)", [{"method": "prune-ffn", "ratio": 0.25}]),
     ("prune 1/3 KV groups (activation)", [{"method": "prune-heads", "ratio": 1 / 3}]),
     ("drop 1/3 layers (angular)", [{"method": "drop-layers", "ratio": 1 / 3}]),
     ("low-rank 0.5 (MLP)", [{"method": "lowrank", "rank_ratio": 0.5}]),
+    ("fp32 on ONNX Runtime", []),
 ]
+#: variants measured on another backend than torch (the model is exported by bench itself)
+BACKEND = {"fp32 on ONNX Runtime": "onnxruntime"}
 
 
 def _fmt(run: dict, phase: str, key: str, digits: int) -> str:
@@ -72,7 +77,16 @@ def main() -> None:
     head += ["compress s", "energy source"]
     rows = []
     for label, stages in VARIANTS:
-        if only and stages and not only & {s["method"] for s in stages}:
+        backend = BACKEND.get(label, "torch")
+        if (
+            only
+            and (stages or backend != "torch")
+            and not only
+            & {
+                *(s["method"] for s in stages),
+                backend,
+            }
+        ):
             continue
         lm = LoadedModel(
             copy.deepcopy(base.model), base.tokenizer, f"smollm2-135m:{label}", None, "memory"
@@ -83,7 +97,7 @@ def main() -> None:
                 apply_recipe(lm.model, Recipe.from_dict({"stages": stages}), tokenizer=lm.tokenizer)
             took = time.perf_counter() - t0
             result = bench(
-                cfg,
+                dataclasses.replace(cfg, backends=(backend,)),
                 model=lm,
                 out_dir=Path(args.out) / label.replace(" ", "_").replace("/", "-"),
                 progress=False,
