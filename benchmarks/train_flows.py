@@ -34,7 +34,7 @@ import torch
 
 from wattlm.data.labelled import load_labelled
 from wattlm.measure.factory import make_meter
-from wattlm.models.fingerprint import weight_bytes
+from wattlm.models.fingerprint import parameter_count, weight_bytes
 from wattlm.models.load import load_model
 from wattlm.train import (
     DataConfig,
@@ -64,12 +64,6 @@ def _options(args: argparse.Namespace, epochs: int, lr: float, **kw: Any) -> Tra
     return TrainOptions(**{**base, **kw})
 
 
-def _logical_parameters(model: torch.nn.Module) -> int:
-    """Parameters, counting an int8 layer's weight (a buffer) as the parameters it stands for."""
-    total = sum(p.numel() for p in model.parameters())
-    return total + sum(m.qweight.numel() for m in model.modules() if hasattr(m, "qweight"))
-
-
 def _realign_(model: torch.nn.Module) -> None:
     """Copy int8 buffers into fresh (64-byte aligned) memory. Tensors loaded from a
     safetensors file keep the file's offsets; torch's CPU ``_weight_int8pack_mm`` crashed
@@ -91,7 +85,7 @@ def _row(name: str, folder: Path, texts: list[str], args: argparse.Namespace) ->
     return {
         "model": name,
         "accuracy": result["quality"]["after"]["value"],
-        "parameters": _logical_parameters(lm.model),
+        "parameters": parameter_count(lm.model),  # int8 weights counted too
         "size_mb": weight_bytes(lm.model) / 1e6,
         "samples_per_s": speed["samples_per_s"],
         "j_per_1000": speed["joules_per_1000_samples"],
