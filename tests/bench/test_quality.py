@@ -65,3 +65,24 @@ def test_accuracy_matches_argmax_and_rejects_bad_labels():
     assert accuracy(clf.model, clf.tokenizer, examples, batch_size=3) == expected
     with pytest.raises(WattlmError, match="outside the model's 2 classes"):
         accuracy(clf.model, clf.tokenizer, [("x", 5)])
+
+
+def test_scoring_turns_dropout_off_and_restores_the_mode():
+    from wattlm.bench.quality import accuracy, perplexity
+    from wattlm.testing.tiny import tiny_causal_lm, tiny_classifier
+
+    lm = tiny_causal_lm()
+    lm.model.config.attention_dropout = 0.5
+    for m in lm.model.modules():
+        if hasattr(m, "attention_dropout"):
+            m.attention_dropout = 0.5
+    lm.model.train()
+    ids = list(range(3, 60))
+    a = perplexity(lm.model, ids, max_length=32, stride=16).value
+    b = perplexity(lm.model, ids, max_length=32, stride=16).value
+    assert a == b and lm.model.training  # deterministic (eval), then back to training
+    clf = tiny_classifier()
+    clf.model.train()
+    data = [("good film", 1), ("bad film", 0)] * 4
+    assert accuracy(clf.model, clf.tokenizer, data) == accuracy(clf.model, clf.tokenizer, data)
+    assert clf.model.training

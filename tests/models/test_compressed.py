@@ -25,3 +25,19 @@ def test_compressed_model_saves_and_reloads_with_stages(tmp_path):
     with torch.no_grad():
         assert torch.equal(back.model(ids).logits, lm.model(ids).logits)
     assert any("compressed by wattlm: cast" in n for n in back.notes)
+
+
+def test_int8_classifier_reloads_with_aligned_weights(tmp_path):
+    from wattlm.testing.tiny import tiny_classifier
+
+    clf = tiny_classifier()
+    assert clf.model.config.tie_word_embeddings  # BERT says tied but has no output embedding
+    recipe = Recipe.from_dict({"stages": [{"method": "int8-weight"}]})
+    clf.compression = apply_recipe(clf.model, recipe, tokenizer=clf.tokenizer)
+    out = save_model(clf, tmp_path / "clf")
+    back = load_model(str(out), task="sequence-classification")
+    qweights = [b for n, b in back.model.named_buffers() if n.endswith("qweight")]
+    assert qweights and all(q.data_ptr() % 64 == 0 for q in qweights)
+    enc = clf.tokenizer(["a fine film", "dull"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(back.model(**enc).logits, clf.model.eval()(**enc).logits)

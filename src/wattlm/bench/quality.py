@@ -8,8 +8,9 @@ Perplexity is ``exp(total negative log-likelihood / scored tokens)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -28,6 +29,17 @@ class Perplexity:
 
     def to_dict(self) -> dict:
         return {"metric": "perplexity", **asdict(self)}
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Score with dropout off, then give the model back in the mode it came in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 @torch.inference_mode()
@@ -64,6 +76,12 @@ def perplexity(
     device = next(model.parameters()).device
     ids = torch.as_tensor(list(token_ids), dtype=torch.long, device=device)
     starts = list(range(0, max(n - max_length, 0) + stride, stride))
+    with eval_mode(model):
+        return _windows(model, ids, starts, max_length, stride, on_window)
+
+
+def _windows(model, ids, starts, max_length, stride, on_window) -> Perplexity:
+    n = ids.numel()
     nll_sum, scored, prev_end = 0.0, 0, 0
     for i, begin in enumerate(starts):
         end = min(begin + max_length, n)
@@ -107,6 +125,11 @@ def accuracy(
     if bad:
         raise WattlmError(f"label {bad[0]} outside the model's {num_labels} classes")
     device = next(model.parameters()).device
+    with eval_mode(model):
+        return _correct(model, tokenizer, examples, device, batch_size, max_length) / len(examples)
+
+
+def _correct(model, tokenizer, examples, device, batch_size: int, max_length: int) -> int:
     correct = 0
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
@@ -119,4 +142,4 @@ def accuracy(
         ).to(device)
         pred = model(**enc).logits.argmax(-1)
         correct += int((pred == torch.tensor([y for _, y in chunk], device=device)).sum())
-    return correct / len(examples)
+    return correct

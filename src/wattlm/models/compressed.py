@@ -49,7 +49,9 @@ def load_compressed(folder: Path, *, spec: str, auto: Any, task: str):
     model = auto.from_config(config, dtype=torch.float32)
     for stage in stages:
         restore_(model, CompressConfig.from_dict(stage["config"]))
-    state = load_file(str(folder / WEIGHTS_FILE))
+    # copies, not the file's buffer: safetensors hands out tensors at the file's offsets,
+    # and torch's packed int8 kernels crash on an int8 tensor that is not 64-byte aligned
+    state = {k: v.clone() for k, v in load_file(str(folder / WEIGHTS_FILE)).items()}
     tied = _tied_names(model) if getattr(config, "tie_word_embeddings", False) else {}
     result = model.load_state_dict(state, strict=False, assign=True)
     missing = set(result.missing_keys) - set(tied.values())
@@ -81,7 +83,10 @@ def load_compressed(folder: Path, *, spec: str, auto: Any, task: str):
 
 
 def _tied_names(model: torch.nn.Module) -> dict[str, str]:
-    """State-dict names of the input embedding and output projection weights."""
+    """State-dict names of the input embedding and output projection weights (none when the
+    model has no output embedding, e.g. a BERT classifier whose config says tied)."""
     emb, out = model.get_input_embeddings(), model.get_output_embeddings()
+    if out is None:
+        return {}
     names = {m: n for n, m in model.named_modules()}
     return {"input": f"{names[emb]}.weight", "output": f"{names[out]}.weight"}
