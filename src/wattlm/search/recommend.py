@@ -15,13 +15,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from wattlm.search.study import candidate_of
 
 
 def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
     """Write ``recommended/`` for trial record ``rec``; return the record's entry for it."""
     from wattlm._files import atomic_path
-    from wattlm.bench.runner import bench
+    from wattlm.bench.runner import bench, write_run
     from wattlm.models.fingerprint import weight_bytes
     from wattlm.models.load import LoadedModel, load_model, save_model
     from wattlm.search.evaluate import TrialSpec, apply_stages, bench_config
@@ -48,14 +50,24 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
             del model
     else:
         target = folder / "model"
-        model = copy.deepcopy(base.model) if stages else base.model
-        log = apply_stages(model, stages, tokenizer=base.tokenizer, data=cfg.data)
-        variant = LoadedModel(
-            model, base.tokenizer, base.spec, base.path, base.format, base.task, compression=log
-        )
+        if stages:
+            model = copy.deepcopy(base.model)
+            # a GGUF load's quantization marker: save_model would rebuild plain layers from
+            # it and refuse the compressed ones; the compressed save needs no marker
+            if getattr(model.config, "quantization_config", None) is not None:
+                del model.config.quantization_config
+            log = apply_stages(model, stages, tokenizer=base.tokenizer, data=cfg.data)
+            variant = LoadedModel(model, base.tokenizer, base.spec, task=base.task, compression=log)
+        else:
+            model = base.model
+            variant = LoadedModel(
+                model, base.tokenizer, base.spec, base.path, base.format, base.task
+            )
         save_model(variant, target)
         del model, variant
     loaded = load_model(str(target), device=cfg.device)
+    realigned = _realign_(loaded.model)
+    reused = _same_weights_quality(rec, loaded)
     spec = TrialSpec(
         number=rec["number"],
         candidate=cand,
@@ -68,9 +80,22 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
         device=cfg.device,
         ppl_max_length=cfg.ppl_max_length,
         ppl_stride=cfg.ppl_stride,
+        quality=reused,
     )
     bench_cfg = bench_config(spec, loaded)
-    result = bench(bench_cfg, model=loaded, out_dir=folder, progress=False)
+    result = bench(bench_cfg, model=loaded, progress=False)
+    if reused is not None:
+        result["quality"] = reused
+        result["notes"].append(
+            f"perplexity reused from trial {rec['number']}'s full-stage measurement: the weights "
+            "loaded from these files are bit-identical to it (same SHA-256 fingerprint)"
+        )
+    if realigned:
+        result["notes"].append(
+            f"{realigned} tensor(s) loaded from model.safetensors were not 64-byte aligned and "
+            "were copied before use: torch's CPU int8/int4 kernels crash on unaligned buffers"
+        )
+    write_run(folder, bench_cfg.to_dict(), result)
     size = target.stat().st_size if target.is_file() else weight_bytes(loaded.model)
     metrics = metrics_from_result(result, objective=cfg.objective, weight_bytes=size)
     if metrics["perplexity"] is not None:
@@ -90,6 +115,47 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
         "metrics": metrics,
         "command": command,
     }
+
+
+@torch.no_grad()
+def _realign_(model: torch.nn.Module, alignment: int = 64) -> int:
+    """Copy every parameter or buffer whose memory is not ``alignment``-byte aligned.
+
+    Tensors a compressed folder loads straight from safetensors memory can start at any
+    8-byte offset; torch's packed int8/int4 CPU matmuls (``_weight_int8pack_mm``…) read
+    with aligned vector loads and crash on them. A fresh copy is aligned. Returns how many
+    tensors were copied (0 when the loader already gave aligned memory).
+    """
+    fresh: dict[int, torch.Tensor] = {}  # shared (tied) tensors stay shared
+    for module in model.modules():
+        for store in (module._parameters, module._buffers):
+            for name, tensor in store.items():
+                if tensor is None or not tensor.numel() or tensor.data_ptr() % alignment == 0:
+                    continue
+                if id(tensor) not in fresh:
+                    copy_ = tensor.detach().clone()
+                    if isinstance(tensor, torch.nn.Parameter):
+                        copy_ = torch.nn.Parameter(copy_, requires_grad=tensor.requires_grad)
+                    fresh[id(tensor)] = copy_
+                store[name] = fresh[id(tensor)]
+    return len(fresh)
+
+
+def _same_weights_quality(rec: dict[str, Any], loaded: Any) -> dict[str, Any] | None:
+    """The trial's full-stage perplexity, when ``loaded`` holds exactly the weights it had."""
+    import json
+
+    from wattlm.models.fingerprint import state_dict_sha256
+
+    path = rec.get("result_path")
+    if rec.get("stage") != "full" or not path or not Path(path).is_file():
+        return None
+    prior = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not prior.get("quality"):
+        return None
+    if prior["model"]["fingerprint_sha256"] != state_dict_sha256(loaded.model):
+        return None
+    return prior["quality"]
 
 
 def _relative(path: Path, root: Path) -> str:

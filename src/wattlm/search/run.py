@@ -304,12 +304,17 @@ class _Search:
         search_loop(self)
 
     def estimate_trial_s(self) -> float:
+        """Expected wall time of one screened trial: the mean so far, else the baseline's."""
         if self.durations:
             return sum(self.durations) / len(self.durations)
-        return self.baseline.get("screen_duration_s", 30.0) * 1.5 + TRIAL_OVERHEAD_S
+        return self.baseline.get("screen_duration_s", 30.0) + TRIAL_OVERHEAD_S
 
     def estimate_full_s(self) -> float:
-        return self.baseline.get("full_duration_s", 60.0) * 1.3 + TRIAL_OVERHEAD_S
+        """Expected wall time of one full-stage measurement: a screened trial's, scaled by
+        how much longer the baseline's full stage took than its screen stage."""
+        screen = self.baseline.get("screen_duration_s") or 30.0
+        ratio = max(1.0, (self.baseline.get("full_duration_s") or 2 * screen) / screen)
+        return ratio * self.estimate_trial_s()
 
     def reserve_s(self) -> float:
         """Time kept for re-measuring candidates and saving + re-benching the recommendation."""
