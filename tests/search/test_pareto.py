@@ -71,3 +71,11 @@ def test_nothing_feasible_means_no_recommendation():
 def test_intervals_touching_at_one_point_overlap():
     assert ties([_c(1, 1.0, 0.5), _c(2, 2.0, 0.5)]) == [[1, 2]]
     assert ties([_c(1, 1.0, 0.4), _c(2, 2.0, 0.5)]) == []
+
+
+def test_a_noisy_rival_cannot_win_the_tie_break_by_being_noisy():
+    precise = _c(1, 0.20, 0.01, ppl=10.2)  # lowest median, tight interval
+    noisy = _c(0, 1.20, 1.20, ppl=10.0)  # 6x the energy, interval [0, 2.4], better quality
+    chosen, tied, _ = recommend([precise, noisy])
+    assert (chosen, tied) == (1, [])
+    assert ties([precise, noisy]) == [[0, 1]]  # still reported: the intervals overlap

@@ -75,23 +75,31 @@ def ties(choices: Sequence[Choice], among: set[int] | None = None) -> list[list[
 def recommend(choices: Sequence[Choice]) -> tuple[int | None, list[int], str]:
     """The recommended trial, the trials it is tied with, and why it was chosen.
 
-    The lowest median objective wins, unless other trials' intervals overlap its own: then
-    it is a tie, and among the tied trials the one with the best quality (then the smallest
-    memory, then the lowest median) is recommended.
+    The lowest median objective wins, unless other trials are tied with it: their interval
+    overlaps its own *and* their median lies inside its interval (so that a trial cannot
+    win a tie just by being noisy: a wide interval overlaps everything). Among the tied
+    trials the one with the best quality (then the smallest memory, then the lowest
+    median) is recommended.
     """
     if not choices:
         return None, [], "no feasible trial"
     lowest = min(choices, key=lambda c: (c.objective, c.quality, c.memory, c.number))
+    lo, hi = lowest.interval
     tied = [
-        c for c in choices if c is not lowest and intervals_overlap(c.interval, lowest.interval)
+        c
+        for c in choices
+        if c is not lowest
+        and intervals_overlap(c.interval, lowest.interval)
+        and lo <= c.objective <= hi
     ]
     if not tied:
-        return lowest.number, [], "lowest energy; no other trial's interval overlaps it"
+        return lowest.number, [], "lowest energy; no other trial is within its 95% interval"
     best: Callable[[Choice], Any] = lambda c: (c.quality, c.memory, c.objective, c.number)  # noqa: E731
     pick = min([lowest, *tied], key=best)
     others = sorted(c.number for c in [lowest, *tied] if c is not pick)
     why = (
-        f"tied on energy (95% intervals overlap) with trial(s) {', '.join(map(str, others))}; "
+        f"tied on energy (within each other's 95% intervals) with trial(s) "
+        f"{', '.join(map(str, others))}; "
         + (
             "it also has the best quality among them"
             if pick is lowest

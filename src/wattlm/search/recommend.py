@@ -119,7 +119,7 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
 
 @torch.no_grad()
 def _realign_(model: torch.nn.Module, alignment: int = 64) -> int:
-    """Copy every parameter or buffer whose memory is not ``alignment``-byte aligned.
+    """Copy every tensor of wattlm's compressed layers whose memory is not aligned.
 
     Tensors a compressed folder loads straight from safetensors memory can start at any
     8-byte offset; torch's packed int8/int4 CPU matmuls (``_weight_int8pack_mm``…) read
@@ -128,6 +128,8 @@ def _realign_(model: torch.nn.Module, alignment: int = 64) -> int:
     """
     fresh: dict[int, torch.Tensor] = {}  # shared (tied) tensors stay shared
     for module in model.modules():
+        if not type(module).__module__.startswith("wattlm.compress"):
+            continue  # plain torch layers read unaligned memory fine
         for store in (module._parameters, module._buffers):
             for name, tensor in store.items():
                 if tensor is None or not tensor.numel() or tensor.data_ptr() % alignment == 0:

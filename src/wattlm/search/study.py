@@ -43,7 +43,16 @@ def make_sampler(name: str, seed: int, grid_size: int = 0) -> Any:
     if name == "tpe":
         return optuna.samplers.TPESampler(n_startup_trials=TPE_STARTUP, seed=seed)
     if name == "grid":
-        return optuna.samplers.GridSampler({"candidate": list(range(grid_size))}, seed=seed)
+
+        class AskTellGridSampler(optuna.samplers.GridSampler):
+            """Optuna's grid sampler calls ``study.stop()`` when the grid is exhausted, which
+            only works inside ``study.optimize``; the loop caps the trials at the grid size
+            itself, so that call is skipped."""
+
+            def after_trial(self, study, trial, state, values) -> None:
+                return None
+
+        return AskTellGridSampler({"candidate": list(range(grid_size))}, seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
