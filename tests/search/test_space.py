@@ -125,6 +125,9 @@ def test_candidate_mapping_and_labels():
     low = Candidate("lowrank", {}, ({"method": "lowrank"},), "llamacpp", "q8_0", 1, 1)
     assert "cannot be exported to GGUF" in low.incompatible()
     assert Candidate.from_dict(torch.to_dict()) == torch
+    onnx = Candidate("int8", {}, ({"method": "int8-weight"},), "onnxruntime", None, 1, 1)
+    assert "not exported faithfully to ONNX" in onnx.incompatible()
+    assert Candidate("none", {}, (), "onnxruntime", None, 1, 1).incompatible() is None
 
 
 def test_suggest_asks_conditional_parameters_only_when_they_apply():

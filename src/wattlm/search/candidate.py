@@ -8,7 +8,9 @@ combinations are mapped or refused, always the same way and with a stated reason
   (``cast``, ``int8-weight``, ``int4-weight``, ``int8-dynamic``) are dropped before the
   GGUF export; e.g. *int4-weight + llama.cpp q4_0* runs exactly *none + llama.cpp q4_0*
   (the search notices and reuses that trial instead of measuring it twice);
-- low-rank factorized layers have no place in llama.cpp's graph: refused.
+- low-rank factorized layers have no place in llama.cpp's graph: refused;
+- ONNX Runtime runs a graph exported from the float model: torch's int8/int4 layers do
+  not export faithfully, so those stages with ONNX Runtime are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 TORCH_PRECISION = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
 #: stages that leave modules the GGUF exporter cannot write
 NOT_EXPORTABLE = frozenset({"lowrank"})
+#: stages whose packed integer layers the ONNX export does not reproduce
+NOT_ONNX = frozenset({"int8-weight", "int4-weight", "int8-dynamic"})
 BACKEND_LABELS = {"torch": "torch", "llamacpp": "llama.cpp", "onnxruntime": "ONNX Runtime"}
 
 
@@ -61,6 +65,10 @@ class Candidate:
             bad = sorted({s["method"] for s in self.stages} & NOT_EXPORTABLE)
             if bad:
                 return f"{', '.join(bad)} layers cannot be exported to GGUF for llama.cpp"
+        if self.backend == "onnxruntime":
+            bad = sorted({s["method"] for s in self.stages} & NOT_ONNX)
+            if bad:
+                return f"{', '.join(bad)} layers are not exported faithfully to ONNX"
         return None
 
     def key(self) -> str:
