@@ -15,8 +15,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from wattlm.search.study import candidate_of
 
 
@@ -66,7 +64,6 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
         save_model(variant, target)
         del model, variant
     loaded = load_model(str(target), device=cfg.device)
-    realigned = _realign_(loaded.model)
     reused = _same_weights_quality(rec, loaded)
     spec = TrialSpec(
         number=rec["number"],
@@ -90,11 +87,6 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
             f"perplexity reused from trial {rec['number']}'s full-stage measurement: the weights "
             "loaded from these files are bit-identical to it (same SHA-256 fingerprint)"
         )
-    if realigned:
-        result["notes"].append(
-            f"{realigned} tensor(s) loaded from model.safetensors were not 64-byte aligned and "
-            "were copied before use: torch's CPU int8/int4 kernels crash on unaligned buffers"
-        )
     write_run(folder, bench_cfg.to_dict(), result)
     size = target.stat().st_size if target.is_file() else weight_bytes(loaded.model)
     metrics = metrics_from_result(result, objective=cfg.objective, weight_bytes=size)
@@ -115,32 +107,6 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
         "metrics": metrics,
         "command": command,
     }
-
-
-@torch.no_grad()
-def _realign_(model: torch.nn.Module, alignment: int = 64) -> int:
-    """Copy every tensor of wattlm's compressed layers whose memory is not aligned.
-
-    Tensors a compressed folder loads straight from safetensors memory can start at any
-    8-byte offset; torch's packed int8/int4 CPU matmuls (``_weight_int8pack_mm``…) read
-    with aligned vector loads and crash on them. A fresh copy is aligned. Returns how many
-    tensors were copied (0 when the loader already gave aligned memory).
-    """
-    fresh: dict[int, torch.Tensor] = {}  # shared (tied) tensors stay shared
-    for module in model.modules():
-        if not type(module).__module__.startswith("wattlm.compress"):
-            continue  # plain torch layers read unaligned memory fine
-        for store in (module._parameters, module._buffers):
-            for name, tensor in store.items():
-                if tensor is None or not tensor.numel() or tensor.data_ptr() % alignment == 0:
-                    continue
-                if id(tensor) not in fresh:
-                    copy_ = tensor.detach().clone()
-                    if isinstance(tensor, torch.nn.Parameter):
-                        copy_ = torch.nn.Parameter(copy_, requires_grad=tensor.requires_grad)
-                    fresh[id(tensor)] = copy_
-                store[name] = fresh[id(tensor)]
-    return len(fresh)
 
 
 def _same_weights_quality(rec: dict[str, Any], loaded: Any) -> dict[str, Any] | None:
