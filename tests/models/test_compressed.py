@@ -41,3 +41,23 @@ def test_int8_classifier_reloads_with_aligned_weights(tmp_path):
     enc = clf.tokenizer(["a fine film", "dull"], padding=True, return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(back.model(**enc).logits, clf.model.eval()(**enc).logits)
+
+
+def test_compressed_gguf_loaded_model_saves_and_reloads(tmp_path):
+    """A GGUF-loaded model carries transformers' GGUF quantization marker; its compressed
+    form must still save (the headline `wattlm compress --model smollm2-135m` path)."""
+    from wattlm.export.gguf_writer import export_gguf
+
+    lm = tiny_causal_lm(seed=4)
+    gguf = export_gguf(lm.model, lm.tokenizer, tmp_path / "tiny.gguf", qtype="q8_0")
+    base = load_model(str(gguf))
+    assert getattr(base.model.config, "quantization_config", None) is not None
+    recipe = Recipe.from_dict({"stages": [{"method": "int8-weight"}]})
+    base.compression = apply_recipe(base.model, recipe, tokenizer=base.tokenizer)
+    out = save_model(base, tmp_path / "int8")
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+    back = load_model(str(out))
+    assert back.compression == base.compression
+    ids = torch.tensor([[3, 14, 15, 92, 65]])
+    with torch.no_grad():
+        assert torch.equal(back.model(ids).logits, base.model(ids).logits)

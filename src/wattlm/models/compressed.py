@@ -23,11 +23,13 @@ WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
 
-def save_compressed(model: torch.nn.Module, stages: list[dict[str, Any]], folder: Path) -> None:
-    """Write config, tensors and the stage list of a compressed model into ``folder``."""
+def save_compressed(
+    model: torch.nn.Module, stages: list[dict[str, Any]], folder: Path, *, config: Any = None
+) -> None:
+    """Write config (``config`` or the model's), tensors and the stage list into ``folder``."""
     from safetensors.torch import save_model
 
-    model.config.save_pretrained(folder)
+    (config or model.config).save_pretrained(folder)
     save_model(model, str(folder / WEIGHTS_FILE))  # drops the tied duplicate safely
     record = {"format_version": FORMAT_VERSION, "stages": stages}
     (folder / COMPRESSION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

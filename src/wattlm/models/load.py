@@ -247,9 +247,14 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> Path:
     :func:`load_model`.
     """
     model = loaded.model
-    if getattr(model.config, "quantization_config", None) is not None and loaded.format == "gguf":
+    gguf_marker = (
+        getattr(model.config, "quantization_config", None) is not None and loaded.format == "gguf"
+    )
+    config = model.config
+    if gguf_marker:  # the weights in memory are plain floats: save them as such
         config = copy.deepcopy(model.config)
         del config.quantization_config
+    if gguf_marker and not loaded.compression:
         auto = _auto_class(loaded.task)
         with torch.device("meta"):
             clean = auto.from_config(config, dtype=next(model.parameters()).dtype)
@@ -261,7 +266,7 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> Path:
         if loaded.compression:
             from wattlm.models.compressed import save_compressed
 
-            save_compressed(model, loaded.compression, tmp)
+            save_compressed(model, loaded.compression, tmp, config=config)
         else:
             model.save_pretrained(tmp, safe_serialization=True)
         loaded.tokenizer.save_pretrained(tmp)
