@@ -20,15 +20,20 @@ from wattlm.errors import WattlmError
 if TYPE_CHECKING:  # pragma: no cover
     from wattlm.bench.config import BenchConfig
     from wattlm.bench.runner import bench
+    from wattlm.compress.base import compress_
     from wattlm.models.load import LoadedModel, load_model, save_model
+    from wattlm.search import OptimizeConfig, optimize
 
 __all__ = [
     "BenchConfig",
     "LoadedModel",
+    "OptimizeConfig",
     "WattlmError",
     "__version__",
     "bench",
+    "compress_",
     "load_model",
+    "optimize",
     "save_model",
 ]
 
@@ -38,6 +43,9 @@ _LAZY = {
     "LoadedModel": "wattlm.models.load",
     "load_model": "wattlm.models.load",
     "save_model": "wattlm.models.load",
+    "compress_": "wattlm.compress.base",
+    "optimize": "wattlm.search",
+    "OptimizeConfig": "wattlm.search",
 }
 
 
