@@ -45,7 +45,7 @@ def bench_command(
     grid_intensity: float = typer.Option(None, help="Grid carbon intensity in gCO2e/kWh."),
     config: Path = typer.Option(None, help="A BenchConfig JSON file (options are ignored)."),
     out: Path = typer.Option(
-        None, help="Run folder for result.json + config.json [runs/bench-<time>]."
+        None, help="Run folder for result.json + config.json (default: runs/bench-<time>)."
     ),
     progress: bool = typer.Option(True, help="Show progress bars."),
     print_json: bool = typer.Option(False, "--json", help="Print result.json to stdout."),

@@ -28,14 +28,14 @@ def optimize_command(
         "default", help="Search space: default, quick, full or a YAML file (see search-spaces/)."
     ),
     storage: str = typer.Option(
-        None, help="Optuna storage URL (resumable) [sqlite:///OUT/study.db]."
+        None, help="Optuna storage URL (resumable) (default: sqlite:///OUT/study.db)."
     ),
     ray: str = typer.Option(None, help="Run trials as Ray tasks: auto, an address, or local."),
-    ray_workers: int = typer.Option(None, help="Concurrent Ray trials [CPUs / threads]."),
+    ray_workers: int = typer.Option(None, help="Concurrent Ray trials (default: CPUs / threads)."),
     out: Path = typer.Option(
         Path("runs/optimize"), help="Run folder; re-running into it resumes the search."
     ),
-    threads: int = typer.Option(None, help="Threads of the baseline and peer [all cores]."),
+    threads: int = typer.Option(None, help="Threads of the baseline and peer (default: all cores)."),
     seed: int = typer.Option(0, help="Sampler seed."),
     meter: str = typer.Option("auto", help="Energy meter: auto, nvml, rapl, estimate."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
