@@ -35,7 +35,9 @@ def optimize_command(
     out: Path = typer.Option(
         Path("runs/optimize"), help="Run folder; re-running into it resumes the search."
     ),
-    threads: int = typer.Option(None, help="Threads of the baseline and peer (default: all cores)."),
+    threads: int = typer.Option(
+        None, help="Threads of the baseline and peer (default: all cores)."
+    ),
     seed: int = typer.Option(0, help="Sampler seed."),
     meter: str = typer.Option("auto", help="Energy meter: auto, nvml, rapl, estimate."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
