@@ -64,22 +64,11 @@ def _options(args: argparse.Namespace, epochs: int, lr: float, **kw: Any) -> Tra
     return TrainOptions(**{**base, **kw})
 
 
-def _realign_(model: torch.nn.Module) -> None:
-    """Copy int8 buffers into fresh (64-byte aligned) memory. Tensors loaded from a
-    safetensors file keep the file's offsets; torch's CPU ``_weight_int8pack_mm`` crashed
-    (SIGSEGV) on such a misaligned ``qweight`` of a reloaded int8 MiniLM."""
-    for module in model.modules():
-        if hasattr(module, "qweight"):
-            module.qweight = module.qweight.clone()
-            module.scale = module.scale.clone()
-
-
 def _row(name: str, folder: Path, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     import json
 
     result = json.loads((folder / "result.json").read_text())
     lm = load_model(str(folder / "model"), task="sequence-classification")
-    _realign_(lm.model)
     meter = make_meter(args.meter)
     speed = classify_energy(lm, texts, meter=meter, batch_size=32, max_length=args.seq_len)
     return {

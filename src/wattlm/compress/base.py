@@ -145,6 +145,7 @@ def _load_builtin_methods() -> None:
         "prune",
         "structured",
         "lowrank",
+        "heal",
     ):
         try:
             importlib.import_module(f"wattlm.compress.{module}")
