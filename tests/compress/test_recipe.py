@@ -62,3 +62,15 @@ def test_shipped_recipes_are_valid():
     for path in shipped:
         recipe = load_recipe(path)
         assert recipe.name == path.stem
+
+
+def test_yaml_exponent_without_dot_is_a_number(tmp_path):
+    from wattlm.compress.recipe import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "stages:\n  - {method: magnitude-prune, sparsity: 0.3, finetune_lr: 1e-4}\n",
+        encoding="utf-8",
+    )
+    stage = load_recipe(path).stages[0]
+    assert stage.finetune_lr == 1e-4

@@ -87,11 +87,13 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read and fully validate a recipe YAML (or JSON) file."""
     import yaml
 
+    from wattlm._yaml import load_yaml
+
     path = Path(path)
     if not path.is_file():
         raise WattlmError(f"recipe not found: {path}", hint="see recipes/ for examples")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise WattlmError(f"{path} is not valid YAML: {err}".splitlines()[0]) from None
     return Recipe.from_dict(data, source=str(path))

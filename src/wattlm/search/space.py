@@ -420,9 +420,11 @@ def load_space(spec: str = "default") -> SearchSpace:
     """Read and fully validate a search space (a shipped name or a YAML file)."""
     import yaml
 
+    from wattlm._yaml import load_yaml
+
     path = space_file(spec)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise WattlmError(f"{path} is not valid YAML: {err}".splitlines()[0]) from None
     source = spec if spec in SHIPPED else str(path)
