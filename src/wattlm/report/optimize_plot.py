@@ -200,7 +200,7 @@ def _star_note(view: OptimizeView, log_y: bool, edge: float) -> list[dict[str, A
             "text": f"recommended: {html.escape(trial_name(trial))}",
             "showarrow": True,
             "arrowhead": 2,
-            "ax": -70,
+            "ax": 70 if x < 0.5 * edge else -70,  # label towards the open side
             "ay": -45,
             "font": {"size": 13, "color": BLACK},
             "bgcolor": "rgba(255,255,255,0.85)",
