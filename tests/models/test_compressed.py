@@ -61,3 +61,17 @@ def test_compressed_gguf_loaded_model_saves_and_reloads(tmp_path):
     ids = torch.tensor([[3, 14, 15, 92, 65]])
     with torch.no_grad():
         assert torch.equal(back.model(ids).logits, base.model(ids).logits)
+
+
+def test_in_memory_copy_of_a_gguf_model_saves(tmp_path):
+    """A deep copy wrapped as an in-memory model keeps transformers' GGUF marker."""
+    import copy
+
+    from wattlm.export.gguf_writer import export_gguf
+    from wattlm.models.load import LoadedModel
+
+    lm = tiny_causal_lm(seed=5)
+    base = load_model(str(export_gguf(lm.model, lm.tokenizer, tmp_path / "t.gguf", qtype="f32")))
+    copy_ = LoadedModel(copy.deepcopy(base.model), base.tokenizer, "copy", None, "memory")
+    back = load_model(str(save_model(copy_, tmp_path / "copy")))
+    assert getattr(back.model.config, "quantization_config", None) is None

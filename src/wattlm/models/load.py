@@ -247,8 +247,16 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> Path:
     :func:`load_model`.
     """
     model = loaded.model
-    gguf_marker = (
-        getattr(model.config, "quantization_config", None) is not None and loaded.format == "gguf"
+    quant = getattr(model.config, "quantization_config", None)
+    method = (
+        quant.get("quant_method")
+        if isinstance(quant, dict)
+        else getattr(quant, "quant_method", None)
+    )
+    # transformers marks a GGUF-loaded model (and every copy of it) as GGUF-quantized,
+    # though its weights in memory are dequantized floats
+    gguf_marker = quant is not None and (
+        loaded.format == "gguf" or getattr(method, "value", method) == "gguf"
     )
     config = model.config
     if gguf_marker:  # the weights in memory are plain floats: save them as such
