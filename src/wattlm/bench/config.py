@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from wattlm._config import check_keys
 from wattlm.errors import WattlmError
 
 CONFIG_VERSION = 1
@@ -119,14 +120,7 @@ class BenchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise WattlmError(
-                f"unknown bench config key(s): {', '.join(unknown)}",
-                hint=f"valid keys: {', '.join(sorted(names))}",
-            )
-        return cls(**data)
+        return cls(**check_keys(data, cls, "bench config"))
 
     @classmethod
     def from_json(cls, text: str) -> BenchConfig:

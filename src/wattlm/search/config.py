@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from wattlm._config import check_keys
 from wattlm.errors import WattlmError
 
 CONFIG_VERSION = 1
@@ -98,19 +99,6 @@ def _int_at_least(name: str, value: Any, minimum: int) -> None:
         raise WattlmError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
-def _check_keys(data: Any, cls: type, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise WattlmError(f"{what} must be a JSON object, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise WattlmError(
-            f"unknown {what} key(s): {', '.join(unknown)}",
-            hint=f"valid keys: {', '.join(sorted(names))}",
-        )
-    return dict(data)
-
-
 @dataclass(frozen=True)
 class StageSettings:
     """How a trial is measured at one stage (screen or full): the bench protocol's knobs.
@@ -137,7 +125,7 @@ class StageSettings:
 
     @classmethod
     def from_dict(cls, data: Any, *, what: str = "stage settings") -> StageSettings:
-        return cls(**_check_keys(data, cls, what))
+        return cls(**check_keys(data, cls, what))
 
 
 #: cheap first look at every trial: short perplexity slice, short bench, 2 repeats
@@ -243,7 +231,7 @@ class OptimizeConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> OptimizeConfig:
-        return cls(**_check_keys(data, cls, "optimize config"))
+        return cls(**check_keys(data, cls, "optimize config"))
 
     @classmethod
     def from_json(cls, text: str) -> OptimizeConfig:
