@@ -32,6 +32,22 @@ def test_keep_respects_tied_embedding():
     assert report["method"] == "cast" and report["cast_parameters"] > 0
 
 
+@pytest.mark.parametrize("keep", [("lm_head",), ("lm_head", "*.embed_tokens", "*.down_proj")])
+def test_mixed_precision_model_runs_with_one_stream_dtype(keep):
+    """A float32 tied embedding must not feed float32 into bf16 attention (SDPA refuses
+    mixed query/key/value dtypes); the kept lm_head still returns float32 logits."""
+    lm = tiny_causal_lm()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        ref = lm.model(ids).logits
+    compress_(lm.model, CastConfig(dtype="bfloat16", keep=keep))
+    lm.model.config._attn_implementation = "sdpa"
+    with torch.no_grad():
+        out = lm.model(ids).logits
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, ref, atol=0.05, rtol=0.05)
+
+
 def test_config_round_trip_and_errors():
     cfg = CastConfig(dtype="float16", keep=("lm_head", "*.embed_tokens"))
     assert CastConfig.from_dict(cfg.to_dict()) == cfg

@@ -20,9 +20,9 @@ class CastConfig(CompressConfig):
     """Cast parameters and buffers to ``dtype``, except modules matching ``keep``.
 
     ``keep`` holds glob patterns on module names (``"lm_head"``, ``"*.embed_tokens"``);
-    kept modules stay in float32 (a tied embedding stays with its ``lm_head``), and every
-    Linear then casts its input to its own weight's dtype. Rotary-embedding buffers are
-    always kept in float32.
+    kept modules stay in float32 (a tied embedding stays with its ``lm_head``) and compute in
+    float32, while the activations between modules stay in ``dtype`` (the output embedding
+    returns float32 logits). Rotary-embedding buffers are always kept in float32.
 
     Example:
         >>> CastConfig(dtype="float16", keep=("lm_head",)).to_dict()
@@ -58,15 +58,44 @@ def _cast(model: torch.nn.Module, config: CastConfig) -> int:
         for bname, b in module.named_buffers(recurse=False):
             if id(b) not in kept and b.is_floating_point() and b.dtype != dtype:
                 setattr(module, bname, b.to(dtype))
-    if config.keep:  # mixed precision: every Linear computes in its own weight's dtype
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear) and not hasattr(module, "_wattlm_cast_hook"):
-                module._wattlm_cast_hook = module.register_forward_pre_hook(_to_weight_dtype)
+    if config.keep:
+        _hook_kept_modules(model, kept, dtype)
     return changed
 
 
-def _to_weight_dtype(module: torch.nn.Linear, args: tuple) -> tuple:
+def _hook_kept_modules(model: torch.nn.Module, kept: set[int], dtype: torch.dtype) -> None:
+    """Keep activations between modules in ``dtype`` around the modules left in float32.
+
+    A kept module computes in its own weights' precision (a Linear upcasts its input) and
+    hands ``dtype`` back to the rest of the model, so every tensor that meets another one
+    (residual stream, query/key/value, rotary tables) has one dtype. The output embedding
+    is the exception: its float32 logits are what keeping it was for. Without this, a tied
+    float32 embedding feeds a float32 stream into bfloat16 projections and attention mixes
+    dtypes (transformers' SDPA path refuses that).
+    """
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    for module in model.modules():
+        if not any(id(p) in kept for p in module.parameters(recurse=False)):
+            continue
+        if hasattr(module, "_wattlm_cast_hooks"):
+            continue
+        hooks = []
+        if isinstance(module, torch.nn.Linear):
+            hooks.append(module.register_forward_pre_hook(_input_to_weight_dtype))
+        if module is not output:
+            module._wattlm_stream_dtype = dtype
+            hooks.append(module.register_forward_hook(_output_to_stream_dtype))
+        module._wattlm_cast_hooks = hooks
+
+
+def _input_to_weight_dtype(module: torch.nn.Linear, args: tuple) -> tuple:
     return (args[0].to(module.weight.dtype), *args[1:])
+
+
+def _output_to_stream_dtype(module: torch.nn.Module, args: tuple, output: Any) -> Any:
+    if isinstance(output, torch.Tensor) and output.is_floating_point():
+        return output.to(module._wattlm_stream_dtype)
+    return output
 
 
 @CastConfig.handler
