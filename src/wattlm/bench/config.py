@@ -25,7 +25,7 @@ def _positive(name: str, value: int, minimum: int = 1) -> None:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to benchmark and how (defaults follow DESIGN.md's measurement protocol).
+    """What to benchmark and how (defaults follow the measurement protocol in docs/measurement.md).
 
     ``backends=("auto",)`` means torch, plus llama.cpp when the model is a GGUF file and
     ``xllamacpp`` is installed; the backends actually run are listed in the result.

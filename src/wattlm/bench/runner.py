@@ -1,5 +1,5 @@
 """``bench``: quality, size, memory, speed and energy of one model, by the protocol in
-DESIGN.md, returned as a result dict (see docs/result-format.md) and optionally saved."""
+docs/measurement.md, returned as a result dict (see docs/result-format.md) and optionally saved."""
 
 from __future__ import annotations
 
