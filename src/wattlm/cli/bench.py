@@ -5,17 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from wattlm.errors import WattlmError
-
-
-def _int_list(text: str, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise WattlmError(f"{what} must be comma-separated integers, got {text!r}") from None
+from wattlm.cli import options as opt
 
 
 def _default_out() -> Path:
@@ -23,63 +17,59 @@ def _default_out() -> Path:
 
 
 def bench_command(
-    model: str = typer.Option("smollm2-135m", help="Asset name, .gguf file, HF folder or hub id."),
-    data: str = typer.Option(
-        "wiki-sample", help="Text for perplexity and prompts: asset or .txt file."
-    ),
-    backend: str = typer.Option("auto", help="Comma list of: auto, torch, llamacpp, onnxruntime."),
-    batch: str = typer.Option("1,8", help="Comma list of batch sizes."),
-    prompt_tokens: int = typer.Option(256, help="Prompt length in tokens."),
-    new_tokens: int = typer.Option(64, help="Tokens generated per sequence (exactly)."),
-    repeats: int = typer.Option(5, help="Measured repeats per run."),
-    warmup: int = typer.Option(1, help="Unmeasured warm-up runs."),
-    threads: int = typer.Option(None, help="CPU threads (default: all available cores)."),
-    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16 (torch backend)."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
-    meter: str = typer.Option("auto", help="Energy meter: auto, nvml, rapl, estimate, null."),
-    quality: bool = typer.Option(True, help="Measure perplexity on the test split."),
-    ppl_max_length: int = typer.Option(512, help="Perplexity window in tokens."),
-    ppl_stride: int = typer.Option(256, help="Perplexity window stride in tokens."),
-    ppl_max_tokens: int = typer.Option(8192, help="Evaluation tokens used for perplexity."),
-    cv_threshold: float = typer.Option(0.10, help="Flag figures whose CV exceeds this."),
-    grid_intensity: float = typer.Option(None, help="Grid carbon intensity in gCO2e/kWh."),
-    config: Path = typer.Option(None, help="A BenchConfig JSON file (options are ignored)."),
-    out: Path = typer.Option(
-        None, help="Run folder for result.json + config.json (default: runs/bench-<time>)."
-    ),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-    print_json: bool = typer.Option(False, "--json", help="Print result.json to stdout."),
+    ctx: typer.Context,
+    model: opt.Model = "smollm2-135m",
+    data: opt.Data = "wiki-sample",
+    backend: opt.Backend = "auto",
+    batch: opt.Batch = "1,8",
+    prompt_tokens: opt.PromptTokens = 256,
+    new_tokens: opt.NewTokens = 64,
+    repeats: opt.Repeats = 5,
+    warmup: opt.Warmup = 1,
+    threads: opt.Threads = None,
+    dtype: opt.Dtype = "float32",
+    device: opt.Device = "cpu",
+    meter: opt.Meter = "auto",
+    quality: Annotated[bool, typer.Option(help="Measure perplexity on the test split.")] = True,
+    ppl_max_length: Annotated[int, typer.Option(help="Perplexity window in tokens.")] = 512,
+    ppl_stride: Annotated[int, typer.Option(help="Perplexity window stride in tokens.")] = 256,
+    ppl_max_tokens: opt.PplMaxTokens = 8192,
+    cv_threshold: Annotated[float, typer.Option(help="Flag figures whose CV exceeds this.")] = 0.10,
+    grid_intensity: opt.GridIntensity = None,
+    config: opt.Config = None,
+    out: opt.shown(opt.Out, "runs/bench-<time>") = None,
+    progress: opt.Progress = True,
+    print_json: opt.PrintJson = False,
 ) -> None:
-    """Measure quality, size, memory, prefill/decode speed and joules per token."""
-    from wattlm.bench.config import BenchConfig
+    """Measure quality, size, memory, prefill/decode speed and joules per token.
+
+    Writes result.json and config.json to --out.
+    """
     from wattlm.bench.runner import bench
     from wattlm.report.table import print_result_table
 
-    if config is not None:
-        if not config.is_file():
-            raise WattlmError(f"config file not found: {config}")
-        cfg = BenchConfig.from_json(config.read_text())
-    else:
-        cfg = BenchConfig(
-            model=model,
-            data=data,
-            backends=tuple(b.strip() for b in backend.split(",") if b.strip()),
-            batch_sizes=_int_list(batch, "--batch"),
-            prompt_tokens=prompt_tokens,
-            new_tokens=new_tokens,
-            repeats=repeats,
-            warmup=warmup,
-            threads=threads,
-            dtype=dtype,
-            device=device,
-            meter=meter,
-            quality=quality,
-            ppl_max_length=ppl_max_length,
-            ppl_stride=ppl_stride,
-            ppl_max_tokens=ppl_max_tokens,
-            cv_threshold=cv_threshold,
-            grid_intensity_g_per_kwh=grid_intensity,
-        )
+    cfg = opt.bench_config(
+        ctx,
+        config=config,
+        model=model,
+        data=data,
+        backend=backend,
+        batch=batch,
+        prompt_tokens=prompt_tokens,
+        new_tokens=new_tokens,
+        repeats=repeats,
+        warmup=warmup,
+        threads=threads,
+        dtype=dtype,
+        device=device,
+        meter=meter,
+        quality=quality,
+        ppl_max_length=ppl_max_length,
+        ppl_stride=ppl_stride,
+        ppl_max_tokens=ppl_max_tokens,
+        cv_threshold=cv_threshold,
+        grid_intensity=grid_intensity,
+    )
     out_dir = out or _default_out()
     result = bench(cfg, out_dir=out_dir, progress=progress)
     if print_json:

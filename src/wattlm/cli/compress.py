@@ -3,47 +3,58 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from wattlm.cli.bench import _int_list
+from wattlm.cli import options as opt
 
 
 def compress_command(
-    recipe: Path = typer.Option(..., help="Recipe YAML: ordered compression stages."),
-    out: Path = typer.Option(..., help="Run folder (must not exist or be empty)."),
-    model: str = typer.Option("smollm2-135m", help="Asset name, .gguf file, HF folder or hub id."),
-    data: str = typer.Option("wiki-sample", help="Text for perplexity and prompts."),
-    backend: str = typer.Option("torch", help="Comma list of backends to bench (torch)."),
-    batch: str = typer.Option("1,8", help="Comma list of batch sizes."),
-    prompt_tokens: int = typer.Option(256, help="Prompt length in tokens."),
-    new_tokens: int = typer.Option(64, help="Tokens generated per sequence."),
-    repeats: int = typer.Option(5, help="Measured repeats per run."),
-    warmup: int = typer.Option(1, help="Unmeasured warm-up runs."),
-    threads: int = typer.Option(None, help="CPU threads (default: all available cores)."),
-    meter: str = typer.Option("auto", help="Energy meter: auto, nvml, rapl, estimate, null."),
-    ppl_max_tokens: int = typer.Option(8192, help="Evaluation tokens used for perplexity."),
-    run_bench: bool = typer.Option(True, "--bench/--no-bench", help="Bench before and after."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
+    ctx: typer.Context,
+    recipe: Annotated[Path, typer.Option(help="Recipe YAML: ordered compression stages.")],
+    out: opt.Out,
+    model: opt.Model = "smollm2-135m",
+    data: opt.Data = "wiki-sample",
+    backend: opt.Backend = "torch",
+    batch: opt.Batch = "1,8",
+    prompt_tokens: opt.PromptTokens = 256,
+    new_tokens: opt.NewTokens = 64,
+    repeats: opt.Repeats = 5,
+    warmup: opt.Warmup = 1,
+    threads: opt.Threads = None,
+    dtype: opt.Dtype = "float32",
+    device: opt.Device = "cpu",
+    meter: opt.Meter = "auto",
+    ppl_max_tokens: opt.PplMaxTokens = 8192,
+    run_bench: Annotated[
+        bool, typer.Option("--bench/--no-bench", help="Bench before and after.")
+    ] = True,
+    progress: opt.Progress = True,
 ) -> None:
-    """Compress a model by a recipe; report what it bought and what it cost."""
+    """Compress a model by a recipe; report what it bought and what it cost.
+
+    --out must not exist or be empty; it receives model/ and comparison.json.
+    """
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from wattlm.bench.config import BenchConfig
     from wattlm.compress.compare import render_comparison
     from wattlm.compress.pipeline import compress_model
 
-    cfg = BenchConfig(
+    cfg = opt.bench_config(
+        ctx,
         model=model,
         data=data,
-        backends=tuple(b.strip() for b in backend.split(",") if b.strip()),
-        batch_sizes=_int_list(batch, "--batch"),
+        backend=backend,
+        batch=batch,
         prompt_tokens=prompt_tokens,
         new_tokens=new_tokens,
         repeats=repeats,
         warmup=warmup,
         threads=threads,
+        dtype=dtype,
+        device=device,
         meter=meter,
         ppl_max_tokens=ppl_max_tokens,
     )

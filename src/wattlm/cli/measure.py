@@ -17,13 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from wattlm._files import write_json
 from wattlm._version import __version__
+from wattlm.cli import options as opt
 from wattlm.errors import WattlmError
 
 SCHEMA_VERSION = 1
@@ -63,15 +63,10 @@ def run_child(command: list[str], usage: _ChildUsage) -> int:
 
 def measure(
     ctx: typer.Context,
-    meter: Annotated[str, typer.Option(help="auto, nvml, rapl, estimate or null.")] = "auto",
-    out: Annotated[
-        Path | None, typer.Option(help="Folder for result.json and config.json.")
-    ] = None,
-    grid_intensity: Annotated[
-        float | None,
-        typer.Option(help="gCO2e/kWh (default: $WATTLM_GRID_INTENSITY, else 475)."),
-    ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (for --meter auto).")] = "cpu",
+    meter: opt.Meter = "auto",
+    out: opt.Out = None,
+    grid_intensity: opt.GridIntensity = None,
+    device: opt.Device = "cpu",
     idle_seconds: Annotated[float, typer.Option(help="Idle sampling before the run.")] = 1.0,
 ) -> None:
     """Run CMD (after --) and report its time, CPU time, energy and carbon."""

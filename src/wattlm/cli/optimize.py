@@ -2,95 +2,126 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from wattlm.errors import WattlmError
+from wattlm.cli import options as opt
 
 
 def optimize_command(
-    model: str = typer.Option("smollm2-135m", help="Asset name, .gguf file, HF folder or hub id."),
-    data: str = typer.Option("wiki-sample", help="Text for perplexity, prompts and calibration."),
-    budget: str = typer.Option("2%", help="Largest perplexity increase allowed: 2% or 0.02."),
-    objective: str = typer.Option(
-        "decode-energy", help="decode-energy, prefill-energy or request-energy."
-    ),
-    sampler: str = typer.Option("nsga2", help="nsga2, tpe, grid or random."),
-    n_trials: int = typer.Option(60, help="Most trials to ask (the baseline not counted)."),
-    time_budget: str = typer.Option(
-        "14m", help="Wall-clock budget of the whole run (15m, 90s, 1h30m, none)."
-    ),
-    space: str = typer.Option(
-        "default", help="Search space: default, quick, full or a YAML file (see search-spaces/)."
-    ),
-    storage: str = typer.Option(
-        None, help="Optuna storage URL (resumable) (default: sqlite:///OUT/study.db)."
-    ),
-    ray: str = typer.Option(None, help="Run trials as Ray tasks: auto, an address, or local."),
-    ray_workers: int = typer.Option(None, help="Concurrent Ray trials (default: CPUs / threads)."),
-    out: Path = typer.Option(
-        Path("runs/optimize"), help="Run folder; re-running into it resumes the search."
-    ),
-    threads: int = typer.Option(
-        None, help="Threads of the baseline and peer (default: all cores)."
-    ),
-    seed: int = typer.Option(0, help="Sampler seed."),
-    meter: str = typer.Option("auto", help="Energy meter: auto, nvml, rapl, estimate."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
-    remeasure: int = typer.Option(
-        2, help="Feasible candidates measured again at the full stage (0: decide on screens)."
-    ),
-    peer: bool = typer.Option(True, help="Also measure llama.cpp on the model's own GGUF file."),
-    repeats: int = typer.Option(5, help="Measured repeats at the full stage."),
-    screen_repeats: int = typer.Option(2, help="Measured repeats at the screen stage."),
-    ppl_tokens: int = typer.Option(8192, help="Perplexity tokens at the full stage."),
-    screen_ppl_tokens: int = typer.Option(2048, help="Perplexity tokens at the screen stage."),
-    config: Path = typer.Option(None, help="An OptimizeConfig JSON file (options are ignored)."),
-    progress: bool = typer.Option(True, help="Show the live view."),
-    print_json: bool = typer.Option(False, "--json", help="Print optimize.json to stdout."),
+    ctx: typer.Context,
+    model: opt.Model = "smollm2-135m",
+    data: opt.Data = "wiki-sample",
+    budget: Annotated[
+        str, typer.Option(help="Largest perplexity increase allowed: 2% or 0.02.")
+    ] = "2%",
+    objective: Annotated[
+        str, typer.Option(help="decode-energy, prefill-energy or request-energy.")
+    ] = "decode-energy",
+    sampler: Annotated[str, typer.Option(help="nsga2, tpe, grid or random.")] = "nsga2",
+    n_trials: Annotated[
+        int, typer.Option(help="Most trials to ask (the baseline not counted).")
+    ] = 60,
+    time_budget: Annotated[
+        str, typer.Option(help="Wall-clock budget of the whole run (15m, 90s, 1h30m, none).")
+    ] = "14m",
+    space: Annotated[
+        str,
+        typer.Option(
+            help="Search space: default, quick, full or a YAML file (see search-spaces/)."
+        ),
+    ] = "default",
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Optuna storage URL (resumable) (default: sqlite:///OUT/study.db)."),
+    ] = None,
+    ray: Annotated[
+        str | None, typer.Option(help="Run trials as Ray tasks: auto, an address, or local.")
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option(help="Concurrent Ray trials (default: CPUs / threads).")
+    ] = None,
+    out: opt.Out = Path("runs/optimize"),
+    threads: opt.Threads = None,
+    seed: opt.Seed = 0,
+    meter: opt.Meter = "auto",
+    device: opt.Device = "cpu",
+    remeasure: Annotated[
+        int,
+        typer.Option(
+            help="Feasible candidates measured again at the full stage (0: decide on screens)."
+        ),
+    ] = 2,
+    peer: Annotated[
+        bool, typer.Option(help="Also measure llama.cpp on the model's own GGUF file.")
+    ] = True,
+    repeats: opt.Repeats = 5,
+    screen_repeats: Annotated[int, typer.Option(help="Measured repeats at the screen stage.")] = 2,
+    ppl_tokens: Annotated[int, typer.Option(help="Perplexity tokens at the full stage.")] = 8192,
+    screen_ppl_tokens: Annotated[
+        int, typer.Option(help="Perplexity tokens at the screen stage.")
+    ] = 2048,
+    config: opt.Config = None,
+    progress: opt.Progress = True,
+    print_json: opt.PrintJson = False,
 ) -> None:
     """Search compression methods, backends, batch sizes and threads for the lowest energy
-    per token within a quality budget; save and re-bench the recommended model."""
-    from wattlm.search.config import FULL, SCREEN, OptimizeConfig
+    per token within a quality budget; save and re-bench the recommended model.
+
+    Re-running into the same --out resumes the search. --threads sets the baseline's and
+    the peer's threads; the space sets the trials'.
+    """
     from wattlm.search.run import optimize
 
-    if config is not None:
-        if not config.is_file():
-            raise WattlmError(f"config file not found: {config}")
-        cfg = OptimizeConfig.from_json(config.read_text(encoding="utf-8"))
-    else:
-        cfg = OptimizeConfig(
-            model=model,
-            data=data,
-            budget=budget,
-            objective=objective,
-            sampler=sampler,
-            n_trials=n_trials,
-            time_budget_s=time_budget,
-            space=space,
-            storage=storage,
-            ray=ray,
-            ray_workers=ray_workers,
-            threads=threads,
-            seed=seed,
-            meter=meter,
-            device=device,
-            remeasure=remeasure,
-            peer=peer,
-            screen=dataclasses.replace(
-                SCREEN, repeats=screen_repeats, ppl_max_tokens=screen_ppl_tokens
-            ),
-            full=dataclasses.replace(FULL, repeats=repeats, ppl_max_tokens=ppl_tokens),
-        )
+    flags = dict(
+        model=model, data=data, budget=budget, objective=objective, sampler=sampler,
+        n_trials=n_trials, time_budget=time_budget, space=space, storage=storage, ray=ray,
+        ray_workers=ray_workers, threads=threads, seed=seed, meter=meter, device=device,
+        remeasure=remeasure, peer=peer, repeats=repeats, screen_repeats=screen_repeats,
+        ppl_tokens=ppl_tokens, screen_ppl_tokens=screen_ppl_tokens,
+    )  # fmt: skip
+    cfg = opt.from_flags(ctx, config, flags, _optimize_fields, _optimize_config)
     record = optimize(cfg, out_dir=out, progress=progress)
     if print_json:
         typer.echo(json.dumps(record, indent=2))
         return
     print_summary(record, out)
+
+
+#: flag -> (stage settings, field) for the flags that set one stage's measurement
+_STAGE_FLAGS = {
+    "repeats": ("full", "repeats"),
+    "ppl_tokens": ("full", "ppl_max_tokens"),
+    "screen_repeats": ("screen", "repeats"),
+    "screen_ppl_tokens": ("screen", "ppl_max_tokens"),
+}
+
+
+def _optimize_fields(flags: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    import dataclasses
+
+    from wattlm.search.config import FULL, SCREEN
+
+    out: dict[str, Any] = {}
+    defaults = {"screen": dataclasses.asdict(SCREEN), "full": dataclasses.asdict(FULL)}
+    for name, value in flags.items():
+        if name in _STAGE_FLAGS:
+            stage, key = _STAGE_FLAGS[name]
+            if stage not in out:
+                out[stage] = dict(base.get(stage) or defaults[stage])
+            out[stage][key] = value
+        else:
+            out["time_budget_s" if name == "time_budget" else name] = value
+    return out
+
+
+def _optimize_config(data: dict[str, Any]):
+    from wattlm.search.config import OptimizeConfig
+
+    return OptimizeConfig.from_dict(data)
 
 
 def _fmt(stat: dict[str, Any] | None, digits: int = 4) -> str:

@@ -1,21 +1,20 @@
 """``wattlm train finetune|distill|qat``: train, measuring what the training costs.
 
-Every subcommand takes the same training, data and run options (added to each command by
-:func:`_with_common`, so they cannot drift apart); an option left out keeps the value of
-``--config FILE`` (a run's ``config.json``) or the recipe's default. Under
+Every subcommand takes the same training, data and run options (declared once in
+:mod:`wattlm.cli.options`, so they cannot drift apart); an option left out keeps the value
+of ``--config FILE`` (a run's ``config.json``) or the recipe's default. Under
 ``torchrun --nproc-per-node N -m wattlm train ...`` the run is data parallel.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from wattlm.cli import options as opt
+from wattlm.cli.options import shown
 from wattlm.errors import WattlmError
 
 app = typer.Typer(
@@ -25,67 +24,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: (name, where it goes, annotation, typer option); None defaults mean "not given"
-_COMMON: list[tuple[str, str, type, Any]] = [
-    ("data", "data", str, typer.Option(None, help="Labelled set (movie-sentiment, .jsonl, .tsv) or text (wiki-sample, .txt).")),
-    ("seq_len", "data", int, typer.Option(None, help="Tokens per sequence: sentence cut or text chunk (default 128).")),
-    ("max_train_samples", "data", int, typer.Option(None, help="Use only N training samples, spread over the split.")),
-    ("eval_split", "data", str, typer.Option(None, help="Held-out split for quality: validation or test (default test).")),
-    ("eval_max_samples", "data", int, typer.Option(None, help="Classifiers: examples evaluated (default all).")),
-    ("eval_max_tokens", "data", int, typer.Option(None, help="Causal LMs: tokens scored for perplexity (default 4096).")),
-    ("eval_max_length", "data", int, typer.Option(None, help="Causal LMs: perplexity window (default 512).")),
-    ("lr", "options", float, typer.Option(None, help="Peak learning rate (default 5e-5).")),
-    ("epochs", "options", int, typer.Option(None, help="Passes over the training data (default 1).")),
-    ("max_steps", "options", int, typer.Option(None, help="Optimizer steps (the smaller bound wins).")),
-    ("max_time_s", "options", float, typer.Option(None, "--max-time", help="Stop after this many seconds of training.")),
-    ("batch_size", "options", int, typer.Option(None, help="Samples per micro-batch and process (default 16).")),
-    ("grad_accum", "options", int, typer.Option(None, help="Micro-batches per optimizer step (default 1).")),
-    ("optimizer", "options", str, typer.Option(None, help="adamw, sgd, adafactor or adamw8bit on CUDA (default adamw).")),
-    ("weight_decay", "options", float, typer.Option(None, help="Decoupled weight decay (default 0.01).")),
-    ("momentum", "options", float, typer.Option(None, help="SGD momentum (default 0.9).")),
-    ("schedule", "options", str, typer.Option(None, help="After warm-up: constant, linear or cosine (default linear).")),
-    ("warmup_steps", "options", int, typer.Option(None, help="Linear warm-up steps (default 0).")),
-    ("max_grad_norm", "options", float, typer.Option(None, help="Clip the gradient norm; 0 turns clipping off (default 1.0).")),
-    ("precision", "options", str, typer.Option(None, help="fp32, bf16 autocast, or fp16 autocast with a scaler on CUDA (default fp32).")),
-    ("gradient_checkpointing", "options", bool, typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in backward (less memory).")),
-    ("compile", "options", bool, typer.Option(None, "--compile/--no-compile", help="torch.compile the trained model.")),
-    ("seed", "options", int, typer.Option(None, help="Seed for new weights, data order, dropout (default 0).")),
-    ("checkpoint_every", "options", int, typer.Option(None, help="Save a resumable checkpoint every N steps (default 0: never).")),
-    ("keep_checkpoints", "options", bool, typer.Option(None, "--keep-checkpoints/--no-keep-checkpoints", help="Keep the last checkpoint after success.")),
-    ("log_every", "options", int, typer.Option(None, help="Print a progress line every N steps (default 10).")),
-    ("device", "options", str, typer.Option(None, help="cpu or cuda (default cpu).")),
-    ("threads", "options", int, typer.Option(None, help="CPU threads per process.")),
-    ("meter", "options", str, typer.Option(None, help="Energy meter: auto, nvml, rapl, estimate, null (default auto).")),
-    ("grid_intensity_g_per_kwh", "options", float, typer.Option(None, "--grid-intensity", help="Grid carbon intensity, gCO2e/kWh.")),
-    ("config", "run", Path, typer.Option(None, help="Start from this config.json (flags given override it).")),
-    ("out", "run", Path, typer.Option(..., help="Run folder (new or empty; with --resume, the interrupted run's).")),
-    ("resume", "run", bool, typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")),
-    ("progress", "run", bool, typer.Option(True, help="Print a progress line every --log-every steps.")),
-]  # fmt: skip
+#: the shared options by where they go in the recipe config (None: not given)
+_DATA = ("data", "seq_len", "max_train_samples", "eval_split", "eval_max_samples",
+         "eval_max_tokens", "eval_max_length")  # fmt: skip
+_OPTIONS = ("lr", "epochs", "max_steps", "max_time_s", "batch_size", "grad_accum", "optimizer",
+            "weight_decay", "momentum", "schedule", "warmup_steps", "max_grad_norm",
+            "precision", "gradient_checkpointing", "compile", "seed", "checkpoint_every",
+            "keep_checkpoints", "log_every", "device", "threads", "meter",
+            "grid_intensity_g_per_kwh")  # fmt: skip
+_RUN = ("config", "out", "resume", "progress")
 
 
-def _with_common(fn):
-    """Add the shared options to a subcommand's signature; the command receives them as
-    ``common={"data": {...}, "options": {...}, "run": {...}}`` (only options given)."""
-    own = [p for p in inspect.signature(fn).parameters.values() if p.name != "common"]
-    extra = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=ann)
-        for name, _, ann, option in _COMMON
-    ]
-
-    @functools.wraps(fn)
-    def wrapper(**kwargs: Any) -> None:
-        common: dict[str, dict[str, Any]] = {"data": {}, "options": {}, "run": {}}
-        for name, group, _, _ in _COMMON:
-            value = kwargs.pop(name)
-            if value is not None or group == "run":
-                common[group][name] = value
-        fn(**kwargs, common=common)
-
-    del wrapper.__wrapped__  # typer must read the new signature, not fn's
-    wrapper.__signature__ = inspect.Signature(own + extra)
-    wrapper.__annotations__ = {}
-    return wrapper
+def _common(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A command's shared options as ``{"data": {...}, "options": {...}, "run": {...}}``
+    (only the data and training options given)."""
+    values = {**values, "max_time_s": values.get("max_time"),
+              "grid_intensity_g_per_kwh": values.get("grid_intensity")}  # fmt: skip
+    return {
+        "data": {k: values[k] for k in _DATA if values[k] is not None},
+        "options": {k: values[k] for k in _OPTIONS if values[k] is not None},
+        "run": {k: values[k] for k in _RUN},
+    }
 
 
 def _build(recipe: str, own: dict[str, Any], common: dict[str, dict[str, Any]]):
@@ -95,12 +54,7 @@ def _build(recipe: str, own: dict[str, Any], common: dict[str, dict[str, Any]]):
     base: dict[str, Any] = {"recipe": recipe}
     file = common["run"]["config"]
     if file is not None:
-        if not file.is_file():
-            raise WattlmError(f"config file not found: {file}")
-        try:
-            base = json.loads(file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise WattlmError(f"{file} is not valid JSON: {err.msg}") from None
+        base = opt.read_config(file)
         if base.get("recipe") != recipe:
             raise WattlmError(f"{file} is a {base.get('recipe')!r} config, not {recipe!r}")
     for group in ("data", "options"):
@@ -153,22 +107,55 @@ def _summary(result: dict[str, Any], out: Path) -> str:
 
 
 @app.command("finetune")
-@_with_common
 def finetune_command(
-    model: str = typer.Option(
-        None, help="Asset, .gguf, model folder or hub id (default minilm-l6)."
-    ),
-    task: str = typer.Option(
-        None, help="auto, causal-lm or sequence-classification (default auto: from the data)."
-    ),
-    keep_sparsity: bool = typer.Option(
-        None,
-        "--keep-sparsity/--no-keep-sparsity",
-        help="Hold zero weights at zero (heal a pruned model).",
-    ),
-    common: Any = None,
+    *,
+    out: opt.Out,
+    model: shown(opt.Model, "minilm-l6") = None,
+    task: shown(opt.Task, "auto") = None,
+    keep_sparsity: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-sparsity/--no-keep-sparsity",
+            help="Hold zero weights at zero (heal a pruned model).",
+        ),
+    ] = None,
+    data: opt.Data = None,
+    seq_len: shown(opt.SeqLen, "128") = None,
+    max_train_samples: opt.MaxTrainSamples = None,
+    eval_split: shown(opt.EvalSplit, "test") = None,
+    eval_max_samples: shown(opt.EvalMaxSamples, "all") = None,
+    eval_max_tokens: shown(opt.EvalMaxTokens, "4096") = None,
+    eval_max_length: shown(opt.EvalMaxLength, "512") = None,
+    lr: shown(opt.Lr, "5e-5") = None,
+    epochs: shown(opt.Epochs, "1") = None,
+    max_steps: opt.MaxSteps = None,
+    max_time: opt.MaxTime = None,
+    batch_size: shown(opt.BatchSize, "16") = None,
+    grad_accum: shown(opt.GradAccum, "1") = None,
+    optimizer: shown(opt.Optimizer, "adamw") = None,
+    weight_decay: shown(opt.WeightDecay, "0.01") = None,
+    momentum: shown(opt.Momentum, "0.9") = None,
+    schedule: shown(opt.Schedule, "linear") = None,
+    warmup_steps: shown(opt.WarmupSteps, "0") = None,
+    max_grad_norm: shown(opt.MaxGradNorm, "1.0") = None,
+    precision: shown(opt.Precision, "fp32") = None,
+    gradient_checkpointing: shown(opt.GradientCheckpointing, "no") = None,
+    compile: shown(opt.Compile, "no") = None,
+    seed: shown(opt.Seed, "0") = None,
+    checkpoint_every: shown(opt.CheckpointEvery, "0") = None,
+    keep_checkpoints: shown(opt.KeepCheckpoints, "no") = None,
+    log_every: shown(opt.LogEvery, "10") = None,
+    device: shown(opt.Device, "cpu") = None,
+    threads: opt.Threads = None,
+    meter: shown(opt.Meter, "auto") = None,
+    grid_intensity: opt.GridIntensity = None,
+    config: opt.Config = None,
+    resume: opt.Resume = False,
+    progress: opt.Progress = True,
 ) -> None:
     """Fine-tune a model: a classifier on labelled sentences, a causal LM on text."""
+    values = locals()
+    common = _common(values)
     own = {"model": model, "task": task, "keep_sparsity": keep_sparsity}
     _run("finetune", _build("finetune", own, common), common)
 
@@ -182,33 +169,79 @@ def _student_spec(student: str | None, layers: str | None) -> str | None:
 
 
 @app.command("distill")
-@_with_common
 def distill_command(
-    teacher: str = typer.Option(
-        None, help="Teacher: model folder or asset (a trained classifier for classification)."
-    ),
-    student: str = typer.Option(
-        None,
-        help="layers:N, layers:i,j,k, every:K, drop-layers:R, config:FILE.json or a model (default layers:3).",
-    ),
-    student_layers: str = typer.Option(
-        None, help="Keep N layers (evenly spaced) or a list i,j,k of the teacher's."
-    ),
-    temperature: float = typer.Option(
-        None, help="Softmax temperature of the soft targets (default 2.0)."
-    ),
-    alpha: float = typer.Option(
-        None, help="Weight of the soft-target loss; 1 - alpha goes to the labels (default 0.5)."
-    ),
-    hidden_weight: float = typer.Option(
-        None, help="Weight of the hidden-state MSE loss (default 0: off)."
-    ),
-    task: str = typer.Option(
-        None, help="auto, causal-lm or sequence-classification (default auto)."
-    ),
-    common: Any = None,
+    *,
+    out: opt.Out,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            help="Teacher: model folder or asset (a trained classifier for classification)."
+        ),
+    ] = None,
+    student: Annotated[
+        str | None,
+        typer.Option(
+            help="layers:N, layers:i,j,k, every:K, drop-layers:R, config:FILE.json or a model."
+        ),
+    ] = None,
+    student_layers: Annotated[
+        str | None,
+        typer.Option(help="Keep N layers (evenly spaced) or a list i,j,k of the teacher's."),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="Softmax temperature of the soft targets.", show_default="2.0"),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="Weight of the soft-target loss; 1 - alpha goes to the labels.",
+            show_default="0.5",
+        ),
+    ] = None,
+    hidden_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of the hidden-state MSE loss (0: off).", show_default="0"),
+    ] = None,
+    task: shown(opt.Task, "auto") = None,
+    data: opt.Data = None,
+    seq_len: shown(opt.SeqLen, "128") = None,
+    max_train_samples: opt.MaxTrainSamples = None,
+    eval_split: shown(opt.EvalSplit, "test") = None,
+    eval_max_samples: shown(opt.EvalMaxSamples, "all") = None,
+    eval_max_tokens: shown(opt.EvalMaxTokens, "4096") = None,
+    eval_max_length: shown(opt.EvalMaxLength, "512") = None,
+    lr: shown(opt.Lr, "5e-5") = None,
+    epochs: shown(opt.Epochs, "1") = None,
+    max_steps: opt.MaxSteps = None,
+    max_time: opt.MaxTime = None,
+    batch_size: shown(opt.BatchSize, "16") = None,
+    grad_accum: shown(opt.GradAccum, "1") = None,
+    optimizer: shown(opt.Optimizer, "adamw") = None,
+    weight_decay: shown(opt.WeightDecay, "0.01") = None,
+    momentum: shown(opt.Momentum, "0.9") = None,
+    schedule: shown(opt.Schedule, "linear") = None,
+    warmup_steps: shown(opt.WarmupSteps, "0") = None,
+    max_grad_norm: shown(opt.MaxGradNorm, "1.0") = None,
+    precision: shown(opt.Precision, "fp32") = None,
+    gradient_checkpointing: shown(opt.GradientCheckpointing, "no") = None,
+    compile: shown(opt.Compile, "no") = None,
+    seed: shown(opt.Seed, "0") = None,
+    checkpoint_every: shown(opt.CheckpointEvery, "0") = None,
+    keep_checkpoints: shown(opt.KeepCheckpoints, "no") = None,
+    log_every: shown(opt.LogEvery, "10") = None,
+    device: shown(opt.Device, "cpu") = None,
+    threads: opt.Threads = None,
+    meter: shown(opt.Meter, "auto") = None,
+    grid_intensity: opt.GridIntensity = None,
+    config: opt.Config = None,
+    resume: opt.Resume = False,
+    progress: opt.Progress = True,
 ) -> None:
-    """Distil a teacher into a smaller student built from its layers."""
+    """Distil a teacher into a smaller student built from its layers (default student:
+    layers:3)."""
+    values = locals()
+    common = _common(values)
     own = {
         "teacher": teacher,
         "student": _student_spec(student, student_layers),
@@ -221,30 +254,70 @@ def distill_command(
 
 
 @app.command("qat")
-@_with_common
 def qat_command(
-    model: str = typer.Option(None, help="The float model to train (folder, asset or .gguf)."),
-    scheme: str = typer.Option(
-        None, help="int8 weights, or int8-dynamic: weights + activations (default int8)."
-    ),
-    qat_backend: str = typer.Option(
-        None, help="Fake quantization: auto, torchao or wattlm (default auto)."
-    ),
-    skip: str = typer.Option(
-        None,
-        help="Comma list of Linear names (globs) left in float (default lm_head,classifier,score).",
-    ),
-    task: str = typer.Option(
-        None, help="auto, causal-lm or sequence-classification (default auto)."
-    ),
-    common: Any = None,
+    *,
+    out: opt.Out,
+    model: opt.Model = None,
+    scheme: Annotated[
+        str | None,
+        typer.Option(
+            help="int8 weights, or int8-dynamic: weights + activations.", show_default="int8"
+        ),
+    ] = None,
+    qat_backend: Annotated[
+        str | None,
+        typer.Option(help="Fake quantization: auto, torchao or wattlm.", show_default="auto"),
+    ] = None,
+    skip: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of Linear names (globs) left in float.",
+            show_default="lm_head,classifier,score",
+        ),
+    ] = None,
+    task: shown(opt.Task, "auto") = None,
+    data: opt.Data = None,
+    seq_len: shown(opt.SeqLen, "128") = None,
+    max_train_samples: opt.MaxTrainSamples = None,
+    eval_split: shown(opt.EvalSplit, "test") = None,
+    eval_max_samples: shown(opt.EvalMaxSamples, "all") = None,
+    eval_max_tokens: shown(opt.EvalMaxTokens, "4096") = None,
+    eval_max_length: shown(opt.EvalMaxLength, "512") = None,
+    lr: shown(opt.Lr, "5e-5") = None,
+    epochs: shown(opt.Epochs, "1") = None,
+    max_steps: opt.MaxSteps = None,
+    max_time: opt.MaxTime = None,
+    batch_size: shown(opt.BatchSize, "16") = None,
+    grad_accum: shown(opt.GradAccum, "1") = None,
+    optimizer: shown(opt.Optimizer, "adamw") = None,
+    weight_decay: shown(opt.WeightDecay, "0.01") = None,
+    momentum: shown(opt.Momentum, "0.9") = None,
+    schedule: shown(opt.Schedule, "linear") = None,
+    warmup_steps: shown(opt.WarmupSteps, "0") = None,
+    max_grad_norm: shown(opt.MaxGradNorm, "1.0") = None,
+    precision: shown(opt.Precision, "fp32") = None,
+    gradient_checkpointing: shown(opt.GradientCheckpointing, "no") = None,
+    compile: shown(opt.Compile, "no") = None,
+    seed: shown(opt.Seed, "0") = None,
+    checkpoint_every: shown(opt.CheckpointEvery, "0") = None,
+    keep_checkpoints: shown(opt.KeepCheckpoints, "no") = None,
+    log_every: shown(opt.LogEvery, "10") = None,
+    device: shown(opt.Device, "cpu") = None,
+    threads: opt.Threads = None,
+    meter: shown(opt.Meter, "auto") = None,
+    grid_intensity: opt.GridIntensity = None,
+    config: opt.Config = None,
+    resume: opt.Resume = False,
+    progress: opt.Progress = True,
 ) -> None:
-    """Quantization-aware training, then conversion to a real int8 model."""
+    """Quantization-aware training of a float model, then conversion to a real int8 model."""
+    values = locals()
+    common = _common(values)
     own = {
         "model": model,
         "scheme": scheme,
         "backend": qat_backend,
-        "skip": None if skip is None else [s.strip() for s in skip.split(",") if s.strip()],
+        "skip": None if skip is None else list(opt.names(skip)),
         "task": task,
     }
     _run("qat", _build("qat", own, common), common)
