@@ -185,7 +185,7 @@ def int_list(text: str, what: str) -> tuple[int, ...]:
         >>> int_list("1,x", "--batch")
         Traceback (most recent call last):
         ...
-        wattlm.errors.WattlmError: --batch must be comma-separated integers, got '1,x'
+        wattlm.errors.WattlmError: --batch must be comma-separated integers, got '1,x' (e.g. --batch 1,8)
     """
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
