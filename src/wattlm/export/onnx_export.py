@@ -70,12 +70,12 @@ class StepModule(torch.nn.Module):
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            past_key_values=cache,
+            cache=cache,
             position_ids=positions.unsqueeze(0).expand(input_ids.shape[0], -1),
             use_cache=True,
             logits_to_keep=1,
         )
-        flat = [t for layer in out.past_key_values.layers for t in (layer.keys, layer.values)]
+        flat = [t for layer in out.cache.layers for t in (layer.keys, layer.values)]
         return (out.logits, *flat)
 
 

@@ -40,7 +40,7 @@ class TorchBackend(Backend):
         ids = torch.tensor(prompts, dtype=torch.long, device=self.device)
         self._cache = DynamicCache(config=self.model.config)
         out = self.model(
-            input_ids=ids, past_key_values=self._cache, use_cache=True, logits_to_keep=1
+            input_ids=ids, cache=self._cache, use_cache=True, logits_to_keep=1
         )
         self._next = out.logits[:, -1].argmax(-1)
         return self._next.tolist()
@@ -53,7 +53,7 @@ class TorchBackend(Backend):
         for _ in range(steps):
             out = self.model(
                 input_ids=self._next[:, None],
-                past_key_values=self._cache,
+                cache=self._cache,
                 use_cache=True,
                 logits_to_keep=1,
             )
