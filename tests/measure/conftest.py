@@ -38,6 +38,12 @@ def set_uj(root: Path, folder: str, value: int) -> None:
     (root / folder / "energy_uj").write_text(f"{value}\n")
 
 
+@pytest.fixture(autouse=True)
+def _no_user_profile(tmp_path_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test picks up a calibration profile from the user's real cache."""
+    monkeypatch.setenv("WATTLM_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def clock() -> type[FakeClock]:
     """``clock(0.0, 2.5)``: a scripted clock for ``wall_clock=`` / ``cpu_clock=``."""

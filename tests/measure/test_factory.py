@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from wattlm.errors import WattlmError
-from wattlm.measure.estimate import CpuEstimateMeter
+from wattlm.measure.estimate import CpuEstimateMeter as CpuV1EstimateMeter
+from wattlm.measure.estimate_v2 import CpuV2EstimateMeter as CpuEstimateMeter
 from wattlm.measure.factory import METER_KINDS, make_meter
 from wattlm.measure.null import NullMeter
 from wattlm.measure.nvml import NvmlMeter
@@ -30,6 +31,12 @@ def test_explicit_estimate_and_null() -> None:
     assert isinstance(est, CpuEstimateMeter) and est.warning is None
     assert "warning" not in est.describe()
     assert isinstance(make_meter("null"), NullMeter)
+
+
+def test_estimate_v1_stays_selectable() -> None:
+    v1 = make_meter("estimate-v1")
+    assert isinstance(v1, CpuV1EstimateMeter) and v1.source == "estimate:cpu-tdp-v1"
+    assert make_meter("estimate").source == "estimate:cpu-v2"
 
 
 def test_cpu_clock_is_passed_on(clock) -> None:

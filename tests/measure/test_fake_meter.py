@@ -45,7 +45,19 @@ def test_idle_is_reported_and_label_kept() -> None:
     meter.begin_window("w")
     m = meter.end_window("w")
     assert (m.idle_power_w, m.source) == (5.0, "fake:gpu")
-    assert meter.describe() == {"source": "fake:gpu", "power_w": 1.0, "scripted": False}
+    d = meter.describe()
+    assert (d["source"], d["power_w"], d["scripted"]) == ("fake:gpu", 1.0, False)
+    assert set(d["views"]) == {"total", "marginal"}
+
+
+def test_marginal_subtracts_idle(clock) -> None:
+    meter = FakeMeter(power_w=10.0, idle_w=4.0, wall_clock=clock(0.0, 3.0, 3.0, 4.0))
+    meter.begin_window("w")
+    m = meter.end_window("w")
+    assert (m.energy_j, m.energy_marginal_j) == (30.0, 18.0)  # 10 W x 3 s; 30 - 4 W x 3 s
+    scripted = FakeMeter(energies_j=[1.0], idle_w=5.0, wall_clock=clock(0.0, 1.0))
+    scripted.begin_window("s")
+    assert scripted.end_window("s").energy_marginal_j == 0.0  # floored
 
 
 @pytest.mark.parametrize(

@@ -23,4 +23,8 @@ def test_warning_appears_in_describe() -> None:
     meter = NullMeter()
     assert "warning" not in meter.describe()
     meter.warning = "fell back"
-    assert meter.describe() == {"source": "unavailable", "warning": "fell back"}
+    assert meter.describe() == {
+        "source": "unavailable",
+        "views": {"total": "none", "marginal": "none"},
+        "warning": "fell back",
+    }

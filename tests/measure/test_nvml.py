@@ -54,9 +54,12 @@ def test_window_exact_with_idle(fake_nvml, clock) -> None:
     assert m.details == {
         "raw_energy_j": 900.0,
         "idle_energy_j": 240.0,
+        "idle_share": 1.0,
         "per_device_j": {"0": 400.0, "1": 500.0},
     }
-    assert (m.energy_j, m.idle_power_w, m.time_s, m.source) == (660.0, 120.0, 2.0, "nvml")
+    # total: the whole GPUs' 900 J; marginal: 900 - 120 W x 2 s
+    assert (m.energy_j, m.energy_marginal_j) == (900.0, 660.0)
+    assert (m.idle_power_w, m.time_s, m.source) == (120.0, 2.0, "nvml")
     d = meter.describe()
     assert d["devices"] == [0, 1]
     assert d["idle_power_w_per_device"] == {"0": 50.0, "1": 70.0}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import platform
 import re
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,37 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CpuIdentity", "CpuPower", "load_table", "lookup_cpu_power", "read_cpu_identity"]
+__all__ = [
+    "CpuIdentity",
+    "CpuPower",
+    "allocated_cores",
+    "load_table",
+    "lookup_cpu_power",
+    "machine_cores",
+    "read_cpu_identity",
+]
+
+
+def allocated_cores() -> int:
+    """Logical CPUs this process may run on (its affinity), the cores the work holds.
+
+    Example:
+        >>> allocated_cores() >= 1
+        True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return machine_cores()
+
+
+def machine_cores() -> int:
+    """Logical CPUs of the whole machine (what package-wide counters cover).
+
+    Example:
+        >>> machine_cores() >= allocated_cores()
+        True
+    """
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

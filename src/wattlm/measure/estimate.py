@@ -1,6 +1,8 @@
-"""The estimate used when no energy sensor can be read: ``estimate:cpu-tdp-v1``.
+"""The first estimate, kept for comparison: ``estimate:cpu-tdp-v1`` (``--meter estimate-v1``).
 
-Model (an *active-power* model: idle power is neither measured nor subtracted)::
+The default estimate is ``estimate:cpu-v2`` (:mod:`.estimate_v2`). Model (an *active-power*
+model: idle power is neither measured nor subtracted, so ``total`` and ``marginal`` are the
+same figure)::
 
     energy_j = cpu_time_s * per_core_w  +  dram_w_per_gb * rss_gib * time_s
 
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wattlm.measure.base import EnergyMeter
+from wattlm.measure.base import EnergyMeter, WindowEnergy
 from wattlm.measure.cpu_power import (
     CpuIdentity,
     CpuPower,
@@ -51,6 +53,10 @@ class CpuEstimateMeter(EnergyMeter):
     """
 
     source = ESTIMATE_SOURCE
+    methods = {  # noqa: RUF012
+        "total": "estimate v1: active-power model, idle not modelled (same as marginal)",
+        "marginal": "estimate v1: CPU time x TDP per core + DRAM",
+    }
 
     def __init__(
         self,
@@ -78,7 +84,7 @@ class CpuEstimateMeter(EnergyMeter):
 
     def _energy_between(
         self, start: Any, end: Any, time_s: float, cpu_time_s: float
-    ) -> tuple[float | None, dict[str, Any]]:
+    ) -> WindowEnergy:
         rss = int(self._rss_bytes())
         cpu_j = max(cpu_time_s, 0.0) * self.cpu_power.per_core_w
         memory_j = self.dram_w_per_gb * (rss / GIB) * time_s
@@ -89,7 +95,7 @@ class CpuEstimateMeter(EnergyMeter):
             "per_core_w": self.cpu_power.per_core_w,
             "dram_w_per_gb": self.dram_w_per_gb,
         }
-        return cpu_j + memory_j, details
+        return WindowEnergy(cpu_j + memory_j, cpu_j + memory_j, details)
 
     def describe(self) -> dict[str, Any]:
         p, ident = self.cpu_power, self.identity

@@ -1,14 +1,17 @@
 """Pick an energy meter by name, falling back to the estimate instead of failing.
 
 ``auto`` takes the best source the machine offers: NVML when the work runs on a CUDA device
-and NVML works, else RAPL when its counters are readable, else the CPU estimate. A meter
+and NVML works, else RAPL when its counters are readable, else the CPU estimate
+(``estimate:cpu-v2``, calibrated when a profile of this CPU is cached; ``estimate-v1`` picks
+the older ``estimate:cpu-tdp-v1`` for comparison). A meter
 asked for by name that cannot be used degrades to the estimate with a warning (logged and
 kept in ``describe()["warning"]``), never a crash. Measured sources get their idle power
 sampled here, before the run.
 
 Example:
-    >>> meter = make_meter("estimate")
-    >>> meter.source
+    >>> make_meter("estimate", profile=None).source
+    'estimate:cpu-v2'
+    >>> make_meter("estimate-v1").source
     'estimate:cpu-tdp-v1'
     >>> make_meter("null").source
     'unavailable'
@@ -22,8 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wattlm.errors import WattlmError
+from wattlm.measure import METER_KINDS
 from wattlm.measure.base import EnergyMeter
 from wattlm.measure.estimate import CpuEstimateMeter
+from wattlm.measure.estimate_v2 import CpuV2EstimateMeter
 from wattlm.measure.memory import current_rss_bytes
 from wattlm.measure.null import NullMeter
 from wattlm.measure.nvml import NvmlMeter
@@ -31,7 +36,6 @@ from wattlm.measure.rapl import DEFAULT_ROOT, RaplMeter
 
 __all__ = ["METER_KINDS", "make_meter"]
 
-METER_KINDS = ("auto", "nvml", "rapl", "estimate", "null")
 log = logging.getLogger("wattlm.measure")
 
 
@@ -55,11 +59,14 @@ def make_meter(
     rss_bytes: Callable[[], int] | None = None,
     rss_label: str | None = None,
     rapl_root: str | Path = DEFAULT_ROOT,
+    profile: str | Path | None = "auto",
 ) -> EnergyMeter:
     """Build the meter called ``kind`` (one of :data:`METER_KINDS`) for work on ``device``.
 
     ``sync`` and ``cpu_clock`` go to the meter (see :class:`~.base.EnergyMeter`);
-    ``rss_bytes``/``rss_label`` go to the estimate; ``idle_seconds=0`` skips idle sampling.
+    ``rss_bytes``/``rss_label`` go to the estimate; ``idle_seconds=0`` skips idle sampling;
+    ``profile`` is the v2 estimate's calibration profile (``"auto"``: the cached one if it
+    matches this CPU; ``None``: none).
     """
     name = kind.strip().lower()
     if name not in METER_KINDS:
@@ -71,7 +78,10 @@ def make_meter(
 
     def estimate() -> EnergyMeter:
         extra = {"rss_label": rss_label} if rss_label else {}
-        return CpuEstimateMeter(sync, clock, rss_bytes=rss_bytes or current_rss_bytes, **extra)
+        rss = rss_bytes or current_rss_bytes
+        if name == "estimate-v1":
+            return CpuEstimateMeter(sync, clock, rss_bytes=rss, **extra)
+        return CpuV2EstimateMeter(sync, clock, rss_bytes=rss, profile=profile, **extra)
 
     if name == "null":
         return NullMeter(sync, clock)
@@ -92,7 +102,7 @@ def make_meter(
         except WattlmError as err:
             reasons.append(f"RAPL unavailable ({err})")
     meter = estimate()
-    if name != "estimate" and (name != "auto" or is_cuda):
+    if name not in ("estimate", "estimate-v1") and (name != "auto" or is_cuda):
         meter.warning = f"asked for {name} on {device}; using the estimate: " + "; ".join(reasons)
         if is_cuda:
             meter.warning += "; GPU energy is NOT counted, only the CPU estimate"

@@ -8,9 +8,10 @@ from wattlm.measure.base import SOURCE_UNAVAILABLE, EnergyMeter
 
 
 class NullMeter(EnergyMeter):
-    """Reports ``energy_j=None`` with source ``unavailable``; time is still measured."""
+    """Reports no energy in either view (``None``), source ``unavailable``; time is still measured."""
 
     source = SOURCE_UNAVAILABLE
+    methods = {"total": "none", "marginal": "none"}  # noqa: RUF012
 
     def _read(self) -> None:
         return None

@@ -3,7 +3,8 @@
 Each selected GPU's ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules since the driver
 loaded; Volta and newer) is read at both ends of a window. Idle power, the mean of
 ``nvmlDeviceGetPowerUsage`` samples taken by :meth:`NvmlMeter.measure_idle` before the run,
-is subtracted: ``energy_j = max(0, counted_j - idle_power_w * time_s)``. Pass
+is subtracted in the ``marginal`` view: ``max(0, counted_j - idle_power_w * time_s)``; the
+``total`` view is ``counted_j`` (the work holds the whole GPU). Pass
 ``sync=torch.cuda.synchronize`` so queued kernels finish inside the window.
 
 ``pynvml`` is imported only when used; :meth:`NvmlMeter.available` is ``False`` (never an
@@ -24,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from wattlm.errors import WattlmError
-from wattlm.measure.base import EnergyMeter, subtract_idle
+from wattlm.measure.base import EnergyMeter, WindowEnergy, split_idle
 
 __all__ = ["NvmlMeter", "list_gpus"]
 
@@ -93,6 +94,10 @@ class NvmlMeter(EnergyMeter):
     """
 
     source = "nvml"
+    methods = {  # noqa: RUF012
+        "total": "GPU energy counters (the whole GPU, idle included)",
+        "marginal": "GPU energy counters minus idle power sampled before the run",
+    }
 
     def __init__(
         self,
@@ -164,9 +169,9 @@ class NvmlMeter(EnergyMeter):
 
     def _energy_between(
         self, start: Any, end: Any, time_s: float, cpu_time_s: float
-    ) -> tuple[float | None, dict[str, Any]]:
+    ) -> WindowEnergy:
         per_device = {str(i): (end[i] - start[i]) / 1000.0 for i in self._handles}  # mJ -> J
-        return subtract_idle(per_device, self.idle_power_w(), time_s, "per_device_j")
+        return split_idle(per_device, self.idle_power_w(), time_s, "per_device_j")
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -177,7 +182,8 @@ class NvmlMeter(EnergyMeter):
             if self._idle_w is None
             else {str(k): v for k, v in self._idle_w.items()},
             idle_subtracted=self._idle_w is not None,
-            formula="energy_j = max(0, sum(delta total_energy_mj) / 1e3 - idle_power_w * time_s)",
+            formula="total_j = sum(delta total_energy_mj) / 1e3; "
+            "marginal_j = max(0, total_j - idle_power_w * time_s)",
         )
         return out
 

@@ -8,8 +8,12 @@ are readable by root only, so :meth:`RaplMeter.available` actually reads them.
 
 A counter wraps at ``max_energy_range_uj``; a window that sees ``end < start`` adds the
 range once (a window longer than one wrap period, minutes at full power, would undercount).
-Idle power, sampled by :meth:`RaplMeter.measure_idle` before the run, is subtracted:
-``energy_j = max(0, counted_j - idle_power_w * time_s)``.
+Idle power is sampled by :meth:`RaplMeter.measure_idle` before the run. The ``marginal``
+view subtracts it, ``marginal_j = max(0, counted_j - idle_power_w * time_s)``; the ``total``
+view keeps the idle power of the cores the work holds:
+``total_j = marginal_j + idle_power_w * time_s * allocated_cores / machine_cores`` (the
+counters cover whole packages; on a machine the work holds entirely this is ``counted_j``).
+Without an idle sample both views are ``counted_j``.
 
 Example:
     >>> RaplMeter.available("/nonexistent")
@@ -25,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from wattlm.errors import WattlmError
-from wattlm.measure.base import EnergyMeter, subtract_idle
+from wattlm.measure.base import EnergyMeter, WindowEnergy, split_idle
+from wattlm.measure.cpu_power import allocated_cores
+from wattlm.measure.cpu_power import machine_cores as _machine_cores
 
 __all__ = ["DEFAULT_ROOT", "RaplMeter", "RaplZone", "delta_uj", "find_zones"]
 
@@ -71,9 +77,17 @@ def find_zones(root: str | Path = DEFAULT_ROOT) -> list[RaplZone]:
 
 
 class RaplMeter(EnergyMeter):
-    """Energy of the CPU packages (and DRAM) from RAPL counters, idle power subtracted."""
+    """Energy of the CPU packages (and DRAM) from RAPL counters, in both views.
+
+    ``alloc_cores`` (default: this process's affinity) and ``machine_cores`` (default: every
+    logical CPU) set the share of the packages' idle power the ``total`` view keeps.
+    """
 
     source = "rapl"
+    methods = {  # noqa: RUF012
+        "total": "package (+ DRAM) counters; idle power of the held share of cores kept",
+        "marginal": "package (+ DRAM) counters minus idle power sampled before the run",
+    }
 
     def __init__(
         self,
@@ -82,8 +96,12 @@ class RaplMeter(EnergyMeter):
         *,
         wall_clock: Callable[[], float] = time.perf_counter,
         root: str | Path = DEFAULT_ROOT,
+        alloc_cores: int | None = None,
+        machine_cores: int | None = None,
     ) -> None:
         super().__init__(sync, cpu_clock, wall_clock=wall_clock)
+        self.alloc_cores = alloc_cores or allocated_cores()
+        self.machine_cores = max(machine_cores or _machine_cores(), self.alloc_cores)
         self.root = Path(root)
         self.zones = find_zones(root)
         if not self.zones:
@@ -123,8 +141,11 @@ class RaplMeter(EnergyMeter):
 
     def _energy_between(
         self, start: Any, end: Any, time_s: float, cpu_time_s: float
-    ) -> tuple[float | None, dict[str, Any]]:
-        return subtract_idle(self._per_zone_j(start, end), self._idle_w, time_s, "per_zone_j")
+    ) -> WindowEnergy:
+        share = self.alloc_cores / self.machine_cores
+        return split_idle(
+            self._per_zone_j(start, end), self._idle_w, time_s, "per_zone_j", share=share
+        )
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -133,6 +154,9 @@ class RaplMeter(EnergyMeter):
             zones={z.path.name: z.name for z in self.zones},
             idle_power_w=self._idle_w,
             idle_subtracted=self._idle_w is not None,
-            formula="energy_j = max(0, sum(delta energy_uj) / 1e6 - idle_power_w * time_s)",
+            alloc_cores=self.alloc_cores,
+            machine_cores=self.machine_cores,
+            formula="marginal_j = max(0, sum(delta energy_uj) / 1e6 - idle_power_w * time_s); "
+            "total_j = marginal_j + idle_power_w * time_s * alloc_cores / machine_cores",
         )
         return out

@@ -10,17 +10,29 @@ Example (in ``tests/measure/test_mymeter.py``)::
 
 Each test builds a fresh meter with :meth:`MeterConformance.make_meter` (a plain method, so
 it may use ``self`` attributes set by an autouse fixture, e.g. a fake sysfs tree).
+
+pytest is imported only when a test runs, so this module imports without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-
-import pytest
+from collections.abc import Iterator
 
 from wattlm.errors import WattlmError
 from wattlm.measure.base import SOURCE_UNAVAILABLE, EnergyMeter, Measurement
+from wattlm.measure.views import VIEWS
+
+
+@contextlib.contextmanager
+def _raises(kind: type[BaseException]) -> Iterator[None]:
+    import pytest
+
+    with pytest.raises(kind):
+        yield
+
 
 __all__ = ["MeterConformance"]
 
@@ -61,11 +73,11 @@ class MeterConformance:
     def test_double_begin_raises(self) -> None:
         meter = self.make_meter()
         meter.begin_window("w")
-        with pytest.raises(WattlmError):
+        with _raises(WattlmError):
             meter.begin_window("w")
 
     def test_end_without_begin_raises(self) -> None:
-        with pytest.raises(WattlmError):
+        with _raises(WattlmError):
             self.make_meter().end_window("never")
 
     def test_time_is_positive(self) -> None:
@@ -96,3 +108,27 @@ class MeterConformance:
     def test_describe_is_json_serialisable(self) -> None:
         described = self.make_meter().describe()
         assert json.loads(json.dumps(described))["source"]
+
+    def test_both_views_present_and_labelled(self) -> None:
+        meter = self.make_meter()
+        m = self._window(meter)
+        assert set(m.methods) == set(VIEWS) and all(m.methods.values())
+        assert meter.describe()["views"] == m.methods
+        for view in VIEWS:
+            energy = m.energy(view)
+            assert (energy is None) == (m.source == SOURCE_UNAVAILABLE)
+            assert energy is None or energy >= 0
+
+    def test_marginal_never_exceeds_total(self) -> None:
+        m = self._window(self.make_meter())
+        if m.energy_j is not None:
+            assert m.energy_marginal_j is not None
+            assert m.energy_marginal_j <= m.energy_j + 1e-12
+
+    def test_bands_bracket_their_figure(self) -> None:
+        m = self._window(self.make_meter())
+        for view in VIEWS:
+            band, energy = m.band(view), m.energy(view)
+            if band is not None:
+                assert energy is not None and len(band) == 2
+                assert band[0] - 1e-12 <= energy <= band[1] + 1e-12

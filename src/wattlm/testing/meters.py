@@ -5,8 +5,11 @@ Example:
     >>> meter = FakeMeter(power_w=10.0, wall_clock=clock)
     >>> meter.begin_window("w")
     >>> m = meter.end_window("w")
-    >>> (m.time_s, m.energy_j, m.source)
-    (2.5, 25.0, 'fake')
+    >>> (m.time_s, m.energy_j, m.energy_marginal_j, m.source)
+    (2.5, 25.0, 25.0, 'fake')
+    >>> idle = FakeMeter(power_w=10.0, idle_w=4.0, wall_clock=iter([0.0, 2.0]).__next__)
+    >>> idle.begin_window("w"); idle.end_window("w").energy_marginal_j
+    12.0
     >>> scripted = FakeMeter(energies_j=[1.0, 2.0])
     >>> scripted.begin_window("a"); scripted.end_window("a").energy_j
     1.0
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from wattlm.measure.base import EnergyMeter
+from wattlm.measure.base import EnergyMeter, WindowEnergy
 
 __all__ = ["FakeMeter"]
 
@@ -26,10 +29,16 @@ __all__ = ["FakeMeter"]
 class FakeMeter(EnergyMeter):
     """Energy from a fixed power (``power_w × time_s``) or a script (one figure per window).
 
-    Exactly one of ``power_w`` and ``energies_j`` is given. Scripted figures are handed out
-    in the order windows *end*; running out raises ``RuntimeError`` (a test bug).
-    ``idle_w`` is reported as the idle power but not subtracted (the figures are the truth).
+    Exactly one of ``power_w`` and ``energies_j`` is given: the ``total`` view. Scripted
+    figures are handed out in the order windows *end*; running out raises ``RuntimeError``
+    (a test bug). The ``marginal`` view is ``total − idle_w × time_s`` (floored at 0) when
+    ``idle_w`` is given, the total otherwise.
     """
+
+    methods = {  # noqa: RUF012
+        "total": "fake: power_w × time_s or scripted",
+        "marginal": "fake: total minus idle_w × time_s",
+    }
 
     def __init__(
         self,
@@ -62,15 +71,18 @@ class FakeMeter(EnergyMeter):
 
     def _energy_between(
         self, start: Any, end: Any, time_s: float, cpu_time_s: float
-    ) -> tuple[float | None, dict[str, Any]]:
+    ) -> WindowEnergy:
         self.windows_closed += 1
         if self._script is None:
-            return self.power_w * time_s, {"power_w": self.power_w}
-        if not self._script:
+            total, details = self.power_w * time_s, {"power_w": self.power_w}
+        elif not self._script:
             raise RuntimeError(
                 f"FakeMeter script exhausted after {self.windows_closed - 1} windows"
             )
-        return self._script.pop(0), {"scripted": True}
+        else:
+            total, details = self._script.pop(0), {"scripted": True}
+        marginal = total if self._idle_w is None else max(total - self._idle_w * time_s, 0.0)
+        return WindowEnergy(total, marginal, details)
 
     def idle_power_w(self) -> float | None:
         return self._idle_w
