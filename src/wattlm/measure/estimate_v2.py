@@ -162,8 +162,8 @@ def model_from_table(cpu: CpuPower, table: dict[str, Any] | None = None) -> Powe
     Example:
         >>> cpu = CpuPower(per_core_w=5.0, match="model-name", source="test", codename="Milan")
         >>> m = model_from_table(cpu)
-        >>> (round(m.static_core_w, 4), round(m.dynamic_core_w, 4), m.static_range_w)
-        (1.205, 3.795, (0.3825, 1.39))
+        >>> [round(x, 4) for x in (m.static_core_w, m.dynamic_core_w, *m.static_range_w)]
+        [1.205, 3.795, 0.3825, 1.39]
     """
     table = table if table is not None else load_v2_table()
     idle, _ = _idle_fraction(cpu.codename, table)
