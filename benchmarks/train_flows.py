@@ -46,8 +46,8 @@ from wattlm.train import (
     finetune,
     qat,
 )
-from wattlm.train.data import spread
-from wattlm.train.evaluate import classify_energy
+from wattlm.training.data import spread
+from wattlm.training.evaluate import classify_energy
 
 
 def _options(args: argparse.Namespace, epochs: int, lr: float, **kw: Any) -> TrainOptions:

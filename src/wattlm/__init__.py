@@ -16,6 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from wattlm._version import __version__
 from wattlm.errors import WattlmError
+from wattlm.models.marked import COMPRESSION_FILE, register_provider
+
+# The composition root: compressed model folders are read and written by wattlm.compress, a
+# layer above wattlm.models. Naming it here (imported only when such a folder is first
+# loaded or saved) gives every entry point the reader without importing torch now.
+register_provider(COMPRESSION_FILE, "wattlm.compress")
 
 if TYPE_CHECKING:  # pragma: no cover
     from wattlm.bench.config import BenchConfig

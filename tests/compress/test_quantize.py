@@ -130,7 +130,7 @@ def test_restore_round_trip_through_safetensors(tmp_path, config):
 def test_save_and_load_compressed_folder(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from wattlm.models.compressed import load_compressed, save_compressed
+    from wattlm.compress.saved import load_compressed, save_compressed
 
     lm = tiny_causal_lm()
     stage = compress_(lm.model, Int4WeightConfig())

@@ -11,8 +11,8 @@ from wattlm.report.result import validate_result
 from wattlm.testing.tiny import tiny_causal_lm
 from wattlm.train.config import DistillConfig
 from wattlm.train.distillation import distill
-from wattlm.train.losses import kd_loss
 from wattlm.train.student import build_student
+from wattlm.training.losses import kd_loss
 
 from .conftest import data_cfg, opts, toy_rows
 from .test_student import _bert

@@ -2,11 +2,11 @@
 
 ``heal`` trains the model in place for a few causal-LM steps on the compress context's
 calibration text (the **train** split, never the test split that perplexity is measured
-on), through the training package's one loop (:func:`wattlm.train.loop.train_loop`): the
+on), through the training engine's one loop (:func:`wattlm.training.loop.train_loop`): the
 same optimizer, learning-rate schedule, precision and gradient clipping as
 ``wattlm train finetune``. With ``keep_sparsity`` the zeros an earlier pruning stage left
 are set back to zero after every optimizer step
-(:class:`~wattlm.train.recovery.SparsityMasks`), so the sparsity after equals the sparsity
+(:class:`~wattlm.training.recovery.SparsityMasks`), so the sparsity after equals the sparsity
 before, weight for weight. A model without zeros (structured pruning, dropped layers) heals
 without masks, and the report says so.
 
@@ -24,6 +24,12 @@ import torch
 
 from wattlm.compress.base import CompressConfig, CompressContext, register
 from wattlm.errors import WattlmError
+from wattlm.training.data import TextChunks
+from wattlm.training.ddp import DistEnv
+from wattlm.training.loop import LoopSpec, prepare_model, train_loop
+from wattlm.training.losses import TaskLoss
+from wattlm.training.options import TrainOptions
+from wattlm.training.recovery import SparsityMasks
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -137,13 +143,6 @@ def _check_trainable(model: torch.nn.Module) -> list[str]:
 
 @HealConfig.handler
 def _apply(model: torch.nn.Module, config: HealConfig, ctx: CompressContext) -> dict[str, Any]:
-    from wattlm.train.data import TextChunks
-    from wattlm.train.ddp import DistEnv
-    from wattlm.train.loop import LoopSpec, prepare_model, train_loop
-    from wattlm.train.options import TrainOptions
-    from wattlm.train.recovery import SparsityMasks
-    from wattlm.train.run import TaskLoss
-
     notes = _check_trainable(model)
     ids = ctx.calibration_batch(config.samples, config.seq_len)
     device = str(next(model.parameters()).device)

@@ -24,10 +24,11 @@ import torch
 from wattlm._files import atomic_path
 from wattlm.errors import WattlmError
 from wattlm.models.fingerprint import disk_bytes, parameter_count, state_dict_sha256, weight_bytes
+from wattlm.models.marked import COMPRESSION_FILE, format_for, marker_of
+from wattlm.models.names import DTYPE_NAMES, TASKS, torch_dtype
 
-TASKS = ("causal-lm", "sequence-classification")
-COMPRESSION_FILE = "wattlm_compression.json"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: dtype name -> torch dtype
+DTYPES = {name: torch_dtype(name) for name in DTYPE_NAMES}
 
 
 @dataclass
@@ -190,10 +191,9 @@ def load_model(
     _check_device(device)
     auto = _auto_class(task)
     path, fmt = _resolve(spec)
-    if fmt == "hf" and (path / COMPRESSION_FILE).is_file():
-        from wattlm.models.compressed import load_compressed
-
-        loaded = load_compressed(path, spec=spec, auto=auto, task=task)
+    marker = marker_of(path) if fmt == "hf" else None
+    if marker is not None:  # a format a higher layer owns (see wattlm.models.marked)
+        loaded = format_for(marker).read(path, spec=spec, auto=auto, task=task)
         loaded.model.eval().to(device)
         return loaded
     import transformers
@@ -272,9 +272,7 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     with atomic_path(out, directory=True) as tmp:
         if loaded.compression:
-            from wattlm.models.compressed import save_compressed
-
-            save_compressed(model, loaded.compression, tmp, config=config)
+            format_for(COMPRESSION_FILE).write(model, loaded.compression, tmp, config=config)
         else:
             model.save_pretrained(tmp, safe_serialization=True)
         loaded.tokenizer.save_pretrained(tmp)

@@ -1,7 +1,7 @@
 """Training that saves energy: fine-tuning, knowledge distillation and quantization-aware
 training, with efficiency options, exact resume and data parallelism, every run measured.
 
-Three recipes, one shared loop (:mod:`wattlm.train.loop`):
+Three recipes, one shared loop (:mod:`wattlm.training.loop`):
 
 - :func:`finetune` (``wattlm train finetune``): a classifier on labelled sentences or a causal
   LM on text; ``keep_sparsity`` heals a pruned model without losing its zeros;
@@ -30,11 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from wattlm.train.config import DistillConfig, FinetuneConfig, QatConfig, config_from_dict
     from wattlm.train.distillation import distill
     from wattlm.train.finetuning import finetune
-    from wattlm.train.losses import kd_loss
-    from wattlm.train.options import DataConfig, TrainOptions
     from wattlm.train.qat_training import qat
-    from wattlm.train.recovery import SparsityMasks
     from wattlm.train.student import build_student
+    from wattlm.training.losses import kd_loss
+    from wattlm.training.options import DataConfig, TrainOptions
+    from wattlm.training.recovery import SparsityMasks
 
 __all__ = [
     "DataConfig",
@@ -52,8 +52,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "DataConfig": "wattlm.train.options",
-    "TrainOptions": "wattlm.train.options",
+    "DataConfig": "wattlm.training.options",
+    "TrainOptions": "wattlm.training.options",
     "DistillConfig": "wattlm.train.config",
     "FinetuneConfig": "wattlm.train.config",
     "QatConfig": "wattlm.train.config",
@@ -61,8 +61,8 @@ _LAZY = {
     "distill": "wattlm.train.distillation",
     "finetune": "wattlm.train.finetuning",
     "qat": "wattlm.train.qat_training",
-    "kd_loss": "wattlm.train.losses",
-    "SparsityMasks": "wattlm.train.recovery",
+    "kd_loss": "wattlm.training.losses",
+    "SparsityMasks": "wattlm.training.recovery",
     "build_student": "wattlm.train.student",
 }
 

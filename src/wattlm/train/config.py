@@ -1,7 +1,7 @@
 """One config per recipe: :class:`FinetuneConfig`, :class:`DistillConfig`, :class:`QatConfig`.
 
-Each holds the model(s), a :class:`~wattlm.train.options.DataConfig` and the shared
-:class:`~wattlm.train.options.TrainOptions`, validates itself, and round-trips through JSON
+Each holds the model(s), a :class:`~wattlm.training.options.DataConfig` and the shared
+:class:`~wattlm.training.options.TrainOptions`, validates itself, and round-trips through JSON
 (``config.json`` of a run is exactly :meth:`to_dict`).
 
 Example:
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from wattlm.errors import WattlmError
-from wattlm.train.options import (
+from wattlm.train.student_spec import parse_student_spec
+from wattlm.training.options import (
     TASKS,
     ConfigBase,
     DataConfig,
@@ -131,8 +132,6 @@ class DistillConfig(RecipeConfig):
         check(0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha}")
         check(self.hidden_weight >= 0, f"hidden_weight must be >= 0, got {self.hidden_weight}")
         _check_task(self.task)
-        from wattlm.train.student import parse_student_spec
-
         parse_student_spec(self.student)  # fails early on a malformed spec
 
 

@@ -25,28 +25,14 @@ from typing import Any
 import torch
 
 from wattlm.errors import WattlmError
+from wattlm.models.fingerprint import parameter_count
 from wattlm.models.load import LoadedModel
 from wattlm.train.config import DistillConfig
-from wattlm.train.data import LABELLED, TEXT
-from wattlm.train.ddp import barrier, init_distributed, shutdown
-from wattlm.train.evaluate import evaluate, load_eval_set
-from wattlm.train.loop import LoopSpec, open_checkpoint, prepare_model, train_loop
-from wattlm.train.losses import hard_loss, hidden_loss, kd_loss
-from wattlm.train.optim import check_environment
-from wattlm.train.result import train_result, write_train_run
-from wattlm.train.run import (
-    check_model_labels,
-    compat_for,
-    finish,
-    load_for_task,
-    open_run,
-    peek_model,
-    resolve_task,
-    save_trained,
-    set_threads,
-    train_data_for,
-)
-from wattlm.train.student import build_student
+from wattlm.train.recipe import Recipe, RecipeRun, run_recipe
+from wattlm.train.run import check_model_labels, peek_model
+from wattlm.train.student import Student, build_student
+from wattlm.training.evaluate import evaluate
+from wattlm.training.losses import hard_loss, hidden_loss, kd_loss
 
 
 class DistillLoss(torch.nn.Module):
@@ -106,6 +92,73 @@ def _check_teacher_head(spec: str, task: str) -> None:
         )
 
 
+class Distill(Recipe):
+    """Distillation's hooks: the teacher is loaded first (it reads the data), the student is
+    built from it, and the loss module mixes soft targets, labels and hidden states."""
+
+    config: DistillConfig
+
+    def __init__(
+        self,
+        config: DistillConfig,
+        *,
+        teacher: LoadedModel | None = None,
+        student: LoadedModel | None = None,
+    ) -> None:
+        super().__init__(config, model=teacher)
+        self.student = student
+        self.built: Student | None = None
+
+    @property
+    def model_spec(self) -> str:
+        return self.config.teacher
+
+    def load(self, run: RecipeRun) -> LoadedModel:
+        if self.given is None:
+            _check_teacher_head(self.config.teacher, run.task)
+        teacher = super().load(run)
+        teacher.model.eval()
+        return teacher
+
+    def build(self, run: RecipeRun) -> LoadedModel:
+        calibration = self.config.data.data if run.task == "causal-lm" else "wiki-sample"
+        self.built = build_student(
+            run.base,
+            self.config.student,
+            calibration_data=calibration,
+            seed=self.config.options.seed,
+            student=self.student,
+        )
+        pupil = self.built.loaded
+        pupil.model.to(run.env.device)
+        check_model_labels(pupil, run.data)
+        return pupil
+
+    def evaluate_before(self, run: RecipeRun) -> dict[str, Any]:
+        return {"teacher": evaluate(run.base, run.eval_set), **super().evaluate_before(run)}
+
+    def loss_module(self, run: RecipeRun) -> torch.nn.Module:
+        torch.manual_seed(self.config.options.seed)  # the projection's initial weights
+        module = DistillLoss(
+            run.model.model,
+            run.base.model,
+            self.config,
+            self.built.layer_map,
+            causal=run.task == "causal-lm",
+        )
+        return module.to(run.env.device)
+
+    def result_fields(self, run: RecipeRun) -> dict[str, Any]:
+        info = {
+            "spec": self.config.student,
+            "layer_map": self.built.layer_map,
+            "parameters": parameter_count(run.model.model),
+            "teacher_parameters": parameter_count(run.base.model),
+            **self.built.report,
+        }
+        return {"teacher": run.base, "student": info}
+
+
 def distill(
     config: DistillConfig,
     out_dir: str | Path,
@@ -120,79 +173,7 @@ def distill(
     """Distil ``config.teacher`` into ``config.student`` (or the given loaded models) and
     write the run to ``out_dir``. Returns the result (``None`` on processes other than
     the first)."""
-    opts = config.options
-    env = init_distributed(opts.device)
-    try:
-        out = open_run(out_dir, resume=resume, env=env)
-        check_environment(opts, env.device)
-        set_threads(opts)
-        task = resolve_task(config.task, config.data, config.teacher, teacher and teacher.task)
-
-        # teacher, student and data: every check before any training
-        if teacher is None:
-            _check_teacher_head(config.teacher, task)
-            teacher = load_for_task(
-                config.teacher, task, config.data, device=env.device, seed=opts.seed
-            )
-        teacher.model.to(env.device).eval()
-        data = train_data_for(config, teacher.tokenizer, task)
-        check_model_labels(teacher, data)
-        calibration = config.data.data if task == "causal-lm" else "wiki-sample"
-        built = build_student(
-            teacher, config.student, calibration_data=calibration, seed=opts.seed, student=student
-        )
-        pupil = built.loaded
-        pupil.model.to(env.device)
-        check_model_labels(pupil, data)
-        eval_set = load_eval_set(
-            config.data, TEXT if task == "causal-lm" else LABELLED, teacher.tokenizer
-        )
-        torch.manual_seed(opts.seed)  # the projection's initial weights
-        module = DistillLoss(
-            pupil.model, teacher.model, config, built.layer_map, causal=task == "causal-lm"
-        ).to(env.device)
-        compat = compat_for(config, module, len(data), env)
-        state = open_checkpoint(out, compat, env, device=env.device) if resume else None
-
-        quality: dict[str, Any] = {}
-        if env.is_main:
-            quality["teacher"] = evaluate(teacher, eval_set)
-            quality["before"] = evaluate(pupil, eval_set)
-        barrier(env)
-        prepare_model(pupil.model, opts)
-        loop = train_loop(
-            LoopSpec(
-                module,
-                data,
-                opts,
-                env,
-                run_dir=out,
-                compat=compat,
-                resume=state,
-                on_step=on_step,
-                meter=meter,
-                progress=progress,
-            )
-        )
-
-        result = None
-        if env.is_main:
-            quality["after"] = evaluate(pupil, eval_set)
-            save_trained(pupil, out)
-            from wattlm.models.fingerprint import parameter_count
-
-            info = {
-                "spec": config.student,
-                "layer_map": built.layer_map,
-                "parameters": parameter_count(pupil.model),
-                "teacher_parameters": parameter_count(teacher.model),
-                **built.report,
-            }
-            result = train_result(
-                config, model=pupil, loop=loop, quality=quality, teacher=teacher, student=info
-            )
-            write_train_run(out, result)
-        finish(out, env, opts)
-        return result
-    finally:
-        shutdown(env)
+    recipe = Distill(config, teacher=teacher, student=student)
+    return run_recipe(
+        recipe, out_dir, resume=resume, progress=progress, meter=meter, on_step=on_step
+    )

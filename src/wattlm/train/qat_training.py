@@ -23,28 +23,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from wattlm.compress import compress_
+from wattlm.compress.qlinear import Int8DynamicLinear, Int8WeightLinear
+from wattlm.compress.qlinear_int4 import Int4WeightLinear
+from wattlm.compress.quantize import Int8DynamicConfig, Int8WeightConfig
+from wattlm.compress.quantize_swap import linear_modules
 from wattlm.errors import WattlmError
 from wattlm.models.load import LoadedModel
 from wattlm.train.config import QatConfig
-from wattlm.train.data import LABELLED, TEXT
-from wattlm.train.ddp import barrier, init_distributed, shutdown
-from wattlm.train.evaluate import evaluate, load_eval_set
 from wattlm.train.fakequant import convert_qat_, prepare_qat_, resolve_backend
-from wattlm.train.loop import LoopSpec, open_checkpoint, prepare_model, train_loop
-from wattlm.train.optim import check_environment
-from wattlm.train.result import train_result, write_train_run
-from wattlm.train.run import (
-    TaskLoss,
-    check_model_labels,
-    compat_for,
-    finish,
-    load_for_task,
-    open_run,
-    resolve_task,
-    save_trained,
-    set_threads,
-    train_data_for,
-)
+from wattlm.train.recipe import Recipe, RecipeRun, run_recipe
+from wattlm.training.evaluate import evaluate
 
 #: QAT scheme -> the compress method whose modules and restorer the result uses
 COMPRESS_METHOD = {"int8": "int8-weight", "int8-dynamic": "int8-dynamic"}
@@ -52,18 +43,12 @@ COMPRESS_METHOD = {"int8": "int8-weight", "int8-dynamic": "int8-dynamic"}
 
 def stage_config(config: QatConfig):
     """The compress config describing the converted model (its restorer rebuilds it)."""
-    from wattlm.compress.quantize import Int8DynamicConfig, Int8WeightConfig
-
     cls = Int8DynamicConfig if config.scheme == "int8-dynamic" else Int8WeightConfig
     return cls(skip=config.skip)
 
 
 def qat_targets(model, skip: tuple[str, ...]) -> list[str]:
     """Names of the Linear layers QAT quantizes (the same set compress's restorer swaps)."""
-    from wattlm.compress.qlinear import Int8DynamicLinear, Int8WeightLinear
-    from wattlm.compress.qlinear_int4 import Int4WeightLinear
-    from wattlm.compress.quantize_swap import linear_modules
-
     if any(
         isinstance(m, (Int8WeightLinear, Int8DynamicLinear, Int4WeightLinear))
         for m in model.modules()
@@ -79,12 +64,58 @@ def qat_targets(model, skip: tuple[str, ...]) -> list[str]:
 
 
 def _ptq_quality(lm: LoadedModel, config: QatConfig, eval_set) -> dict[str, Any]:
-    from wattlm.compress import compress_
-
     copy_lm = copy.copy(lm)
     copy_lm.model = copy.deepcopy(lm.model)
     compress_(copy_lm.model, stage_config(config))
     return evaluate(copy_lm, eval_set)
+
+
+class Qat(Recipe):
+    """QAT's hooks: quality of plain post-training quantization before training, fake
+    quantization of the targets for training, and conversion to int8 modules after."""
+
+    config: QatConfig
+
+    def check(self, run: RecipeRun) -> None:
+        self.backend = resolve_backend(self.config.backend)
+
+    def build(self, run: RecipeRun) -> LoadedModel:
+        self.targets = qat_targets(run.base.model, self.config.skip)
+        return run.base
+
+    def evaluate_before(self, run: RecipeRun) -> dict[str, Any]:
+        quality = super().evaluate_before(run)
+        quality["ptq"] = _ptq_quality(run.model, self.config, run.eval_set)
+        return quality
+
+    def loss_module(self, run: RecipeRun) -> torch.nn.Module:
+        config = self.config
+        prepare_qat_(run.model.model, self.targets, scheme=config.scheme, backend=self.backend)
+        return super().loss_module(run)
+
+    def after_training(self, run: RecipeRun) -> None:
+        config, lm = self.config, run.model
+        self.converted = convert_qat_(
+            lm.model, self.targets, scheme=config.scheme, backend=self.backend
+        )
+        stage = stage_config(config)
+        lm.compression = [
+            *lm.compression,
+            {
+                "method": stage.method,
+                "config": stage.to_dict(),
+                "layers_quantized": self.converted,
+                "qat": {
+                    "scheme": config.scheme,
+                    "backend": self.backend,
+                    "grid": "int8 symmetric per channel, scale = max|w| / 127.5",
+                },
+            },
+        ]
+
+    def result_fields(self, run: RecipeRun) -> dict[str, Any]:
+        note = f"QAT ({self.backend} fake quantization), converted to {self.converted} int8 layers"
+        return {"notes": [note]}
 
 
 def qat(
@@ -100,80 +131,7 @@ def qat(
     """Quantization-aware training of ``config.model`` (or ``model``), converted to int8
     and written to ``out_dir``. Returns the result (``None`` on processes other than the
     first)."""
-    opts = config.options
-    env = init_distributed(opts.device)
-    try:
-        out = open_run(out_dir, resume=resume, env=env)
-        check_environment(opts, env.device)
-        set_threads(opts)
-        backend = resolve_backend(config.backend)
-        task = resolve_task(config.task, config.data, config.model, model and model.task)
-
-        # model and data: every check before any training
-        lm = model or load_for_task(
-            config.model, task, config.data, device=env.device, seed=opts.seed
-        )
-        lm.model.to(env.device)
-        targets = qat_targets(lm.model, config.skip)
-        data = train_data_for(config, lm.tokenizer, task)
-        check_model_labels(lm, data)
-        eval_set = load_eval_set(
-            config.data, TEXT if task == "causal-lm" else LABELLED, lm.tokenizer
-        )
-        quality: dict[str, Any] = {}
-        if env.is_main:
-            quality["before"] = evaluate(lm, eval_set)
-            quality["ptq"] = _ptq_quality(lm, config, eval_set)
-
-        prepare_qat_(lm.model, targets, scheme=config.scheme, backend=backend)
-        module = TaskLoss(lm.model)
-        compat = compat_for(config, module, len(data), env)
-        state = open_checkpoint(out, compat, env, device=env.device) if resume else None
-        barrier(env)
-        prepare_model(lm.model, opts)
-        loop = train_loop(
-            LoopSpec(
-                module,
-                data,
-                opts,
-                env,
-                run_dir=out,
-                compat=compat,
-                resume=state,
-                on_step=on_step,
-                meter=meter,
-                progress=progress,
-            )
-        )
-
-        result = None
-        if env.is_main:
-            converted = convert_qat_(lm.model, targets, scheme=config.scheme, backend=backend)
-            stage = stage_config(config)
-            lm.compression = [
-                *lm.compression,
-                {
-                    "method": stage.method,
-                    "config": stage.to_dict(),
-                    "layers_quantized": converted,
-                    "qat": {
-                        "scheme": config.scheme,
-                        "backend": backend,
-                        "grid": "int8 symmetric per channel, scale = max|w| / 127.5",
-                    },
-                },
-            ]
-            quality["after"] = evaluate(lm, eval_set)
-            save_trained(lm, out)
-            result = train_result(
-                config,
-                model=lm,
-                loop=loop,
-                quality=quality,
-                notes=[f"QAT ({backend} fake quantization), converted to {converted} int8 layers"],
-            )
-            write_train_run(out, result)
-        finish(out, env, opts)
-        return result
-    finally:
-        shutdown(env)
+    recipe = Qat(config, model=model)
+    return run_recipe(
+        recipe, out_dir, resume=resume, progress=progress, meter=meter, on_step=on_step
+    )

@@ -17,8 +17,8 @@ from wattlm._files import write_json
 from wattlm._version import __version__
 from wattlm.models.load import LoadedModel
 from wattlm.train.config import RecipeConfig
-from wattlm.train.loop import LoopResult
-from wattlm.train.steplog import throughput
+from wattlm.training.loop import LoopResult
+from wattlm.training.steplog import throughput
 
 
 def training_section(loop: LoopResult, grid_intensity: float | None) -> dict[str, Any]:

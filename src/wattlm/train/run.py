@@ -16,30 +16,18 @@ import torch
 
 from wattlm.errors import WattlmError
 from wattlm.models.load import LoadedModel
-from wattlm.train import checkpoint as ckpt
 from wattlm.train.config import RecipeConfig
-from wattlm.train.data import LABELLED, TEXT, LabelledData, build_train_data, data_kind
-from wattlm.train.ddp import DistEnv, barrier
-from wattlm.train.loop import disable_checkpointing
-from wattlm.train.options import DataConfig, TrainOptions
+from wattlm.training import checkpoint as ckpt
+from wattlm.training.data import LABELLED, TEXT, LabelledData, build_train_data, data_kind
+from wattlm.training.ddp import DistEnv, barrier
+from wattlm.training.loop import disable_checkpointing
+from wattlm.training.options import DataConfig, TrainOptions
 
 #: options that may change between an interrupted run and its resume
 _FREE_OPTIONS = {
     "log_every", "checkpoint_every", "keep_checkpoints", "max_time_s", "meter",
     "grid_intensity_g_per_kwh", "threads",
 }  # fmt: skip
-
-
-class TaskLoss(torch.nn.Module):
-    """The loss module of fine-tuning: the model's own loss (classification cross-entropy,
-    or next-token cross-entropy for a causal LM)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"loss": self.model(**inputs).loss}
 
 
 def open_run(out_dir: str | Path, *, resume: bool, env: DistEnv) -> Path:

@@ -34,8 +34,12 @@ from typing import Any
 
 import torch
 
+from wattlm.compress import CompressContext, compress_
+from wattlm.compress.structured import LayerDropConfig
 from wattlm.errors import WattlmError
-from wattlm.models.load import LoadedModel
+from wattlm.models.load import LoadedModel, load_model
+from wattlm.train.run import model_spec
+from wattlm.train.student_spec import StudentSpec, parse_student_spec
 
 #: where transformer layers live in common architectures, tried first
 LAYER_PATHS = (
@@ -46,57 +50,6 @@ LAYER_PATHS = (
     "distilbert.transformer.layer",
     "transformer.h",
 )
-_HINT = "use layers:N, layers:i,j,k, every:K, drop-layers:RATIO, config:FILE.json or a model"
-
-
-@dataclass(frozen=True)
-class StudentSpec:
-    """A parsed ``--student`` value (exactly one field besides ``text`` is set)."""
-
-    text: str
-    count: int | None = None
-    layers: tuple[int, ...] | None = None
-    every: int | None = None
-    drop_ratio: float | None = None
-    config_file: str | None = None
-    model: str | None = None
-
-
-def _ints(text: str, spec: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise WattlmError(f"bad student spec {spec!r}: want integers", hint=_HINT) from None
-
-
-def parse_student_spec(spec: str) -> StudentSpec:
-    """Parse a ``--student`` value (see the module docstring); raises on a malformed one."""
-    kind, sep, value = spec.partition(":")
-    if not sep or kind not in ("layers", "every", "drop-layers", "config"):
-        return StudentSpec(spec, model=spec)
-    if kind == "layers":
-        nums = _ints(value, spec)
-        if not nums or min(nums) < 0:
-            raise WattlmError(f"bad student spec {spec!r}", hint=_HINT)
-        if "," in value:
-            return StudentSpec(spec, layers=tuple(sorted(set(nums))))
-        if nums[0] < 1:
-            raise WattlmError(f"a student needs at least 1 layer, got {spec!r}", hint=_HINT)
-        return StudentSpec(spec, count=nums[0])
-    if kind == "every":
-        nums = _ints(value, spec)
-        if len(nums) != 1 or nums[0] < 2:
-            raise WattlmError(f"every:K needs an integer K >= 2, got {spec!r}", hint=_HINT)
-        return StudentSpec(spec, every=nums[0])
-    if kind == "drop-layers":
-        try:
-            ratio = float(value)
-        except ValueError:
-            raise WattlmError(f"drop-layers needs a ratio, got {spec!r}", hint=_HINT) from None
-        if not 0 < ratio < 1:
-            raise WattlmError(f"drop-layers ratio must be in (0, 1), got {ratio}", hint=_HINT)
-        return StudentSpec(spec, drop_ratio=ratio)
-    return StudentSpec(spec, config_file=value)
 
 
 def select_layers(n: int, spec: StudentSpec) -> list[int]:
@@ -221,8 +174,6 @@ def student_by_dropping(
     teacher: LoadedModel, ratio: float, calibration_data: str
 ) -> tuple[LoadedModel, list[int], dict[str, Any]]:
     """Drop ``ratio`` of the layers with compress's ``drop-layers`` (importance-ranked)."""
-    from wattlm.compress import CompressContext, compress_
-    from wattlm.compress.structured import LayerDropConfig
 
     n = len(teacher.model.get_submodule(layer_path(teacher.model)))
     student = student_from_layers(teacher, list(range(n)))  # a clean, independent copy
@@ -301,9 +252,6 @@ def build_student(
             return Student(student_from_layers(teacher, keep), keep, {"kept_layers": keep})
     else:
         if student is None:
-            from wattlm.models.load import load_model
-            from wattlm.train.run import model_spec
-
             student = load_model(model_spec(parsed.model), task=teacher.task)
         built = student
     check_pair(teacher, built)

@@ -1,4 +1,5 @@
-"""Distillation losses: soft targets at a temperature, hard labels, hidden states.
+"""Losses: the task's own (:class:`TaskLoss`, fine-tuning and healing) and distillation's
+(soft targets at a temperature, hard labels, hidden states).
 
 Example:
     >>> import torch
@@ -63,3 +64,15 @@ def hidden_loss(
         err = (hs - ht).pow(2).mean(dim=-1)
         total = total + (err[mask.bool()] if mask is not None else err).mean()
     return total / len(layer_map)
+
+
+class TaskLoss(torch.nn.Module):
+    """The loss module of fine-tuning: the model's own loss (classification cross-entropy,
+    or next-token cross-entropy for a causal LM)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"loss": self.model(**inputs).loss}

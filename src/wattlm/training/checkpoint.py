@@ -65,7 +65,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], *, rank: in
 
     Process 0 writes ``state`` (model, optimizer, schedule, scaler, position, compat) and
     its RNG; other processes only their RNG, after process 0 (callers put a barrier
-    between the two calls, see :mod:`wattlm.train.loop`).
+    between the two calls, see :mod:`wattlm.training.loop`).
     """
     folder = _folder(run_dir, step)
     if rank == 0:

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from wattlm.train.losses import hard_loss, hidden_loss, kd_loss
+from wattlm.training.losses import hard_loss, hidden_loss, kd_loss
 
 
 def _softmax(xs):

@@ -3,7 +3,7 @@
 ``torchrun --nproc-per-node N -m wattlm train ...`` starts N processes with ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK`` and a rendezvous address in their environment;
 :func:`init_distributed` joins them. Each process trains on its own slice of every global
-batch (:func:`wattlm.train.data.step_plan`), ``DistributedDataParallel`` averages the
+batch (:func:`wattlm.training.data.step_plan`), ``DistributedDataParallel`` averages the
 gradients, and only process 0 writes files. With equal-sized slices (the default: batches
 are never ragged), N processes at ``--batch-size b`` compute the same update as one process
 at ``--batch-size N·b`` (up to float summation order).

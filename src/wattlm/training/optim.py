@@ -2,7 +2,7 @@
 
 Example:
     >>> import torch
-    >>> from wattlm.train.options import TrainOptions
+    >>> from wattlm.training.options import TrainOptions
     >>> model = torch.nn.Linear(4, 2)
     >>> opts = TrainOptions(optimizer="sgd", lr=0.1, max_steps=10, warmup_steps=2)
     >>> opt = build_optimizer(model.named_parameters(), opts)
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from wattlm.errors import WattlmError
-from wattlm.train.options import TrainOptions
+from wattlm.training.options import TrainOptions
 
 #: parameters never decayed: biases and normalisation weights (1-D tensors)
 _NO_DECAY_NDIM = 1

@@ -4,14 +4,14 @@ import pytest
 import torch
 
 from wattlm.errors import WattlmError
-from wattlm.train.optim import (
+from wattlm.training.optim import (
     build_optimizer,
     build_schedule,
     check_environment,
     make_precision,
     warmup_decay,
 )
-from wattlm.train.options import TrainOptions
+from wattlm.training.options import TrainOptions
 
 
 def test_warmup_then_decay():

@@ -6,6 +6,15 @@ stored tensors (int8/int4 buffers included, each in its saved dtype), the tokeni
 ``wattlm_compression.json``: the ordered stage configs. Loading builds the float model
 from the config, lets each stage's restorer rebuild its modules, then assigns the saved
 tensors (dtypes kept) and re-ties the embedding.
+
+:func:`~wattlm.models.load.load_model` and :func:`~wattlm.models.load.save_model` reach this
+module through the folder-format registry of :mod:`wattlm.models.marked` (models sit below
+compress and never import it): importing :mod:`wattlm.compress` registers it.
+
+Example:
+    >>> from wattlm.models.marked import format_for
+    >>> format_for(COMPRESSION_FILE).read is load_compressed
+    True
 """
 
 from __future__ import annotations
@@ -15,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_model
+from transformers import AutoConfig, AutoTokenizer
 
+from wattlm.compress.base import CompressConfig, restore_
 from wattlm.errors import WattlmError
+from wattlm.models.load import LoadedModel
+from wattlm.models.marked import COMPRESSION_FILE, FolderFormat, register_format
 
-COMPRESSION_FILE = "wattlm_compression.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
@@ -27,22 +40,14 @@ def save_compressed(
     model: torch.nn.Module, stages: list[dict[str, Any]], folder: Path, *, config: Any = None
 ) -> None:
     """Write config (``config`` or the model's), tensors and the stage list into ``folder``."""
-    from safetensors.torch import save_model
-
     (config or model.config).save_pretrained(folder)
     save_model(model, str(folder / WEIGHTS_FILE))  # drops the tied duplicate safely
     record = {"format_version": FORMAT_VERSION, "stages": stages}
     (folder / COMPRESSION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
-def load_compressed(folder: Path, *, spec: str, auto: Any, task: str):
+def load_compressed(folder: Path, *, spec: str, auto: Any, task: str) -> LoadedModel:
     """Rebuild a model saved by :func:`save_compressed`."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig
-
-    from wattlm.compress.base import CompressConfig, restore_
-    from wattlm.models.load import LoadedModel
-
     record = json.loads((folder / COMPRESSION_FILE).read_text(encoding="utf-8"))
     if record.get("format_version", 0) > FORMAT_VERSION:
         raise WattlmError(f"{folder} was saved by a newer wattlm", hint="upgrade wattlm")
@@ -68,8 +73,6 @@ def load_compressed(folder: Path, *, spec: str, auto: Any, task: str):
             emb.weight = out.weight
         else:
             out.weight = emb.weight
-    from transformers import AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(folder)
     names = ", ".join(s["method"] for s in stages)
     return LoadedModel(
@@ -92,3 +95,6 @@ def _tied_names(model: torch.nn.Module) -> dict[str, str]:
         return {}
     names = {m: n for n, m in model.named_modules()}
     return {"input": f"{names[emb]}.weight", "output": f"{names[out]}.weight"}
+
+
+register_format(FolderFormat(COMPRESSION_FILE, read=load_compressed, write=save_compressed))

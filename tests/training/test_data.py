@@ -5,7 +5,7 @@ import torch
 
 from wattlm.errors import WattlmError
 from wattlm.testing.tiny import tiny_tokenizer
-from wattlm.train.data import LabelledData, TextChunks, data_kind, step_plan, steps_per_epoch
+from wattlm.training.data import LabelledData, TextChunks, data_kind, step_plan, steps_per_epoch
 
 
 def test_two_processes_see_exactly_what_one_process_sees():

@@ -6,7 +6,7 @@ context, stride half of it), in the result format's ``quality`` shape.
 
 Example:
     >>> from wattlm.testing.tiny import tiny_classifier
-    >>> from wattlm.train.options import DataConfig
+    >>> from wattlm.training.options import DataConfig
     >>> clf = tiny_classifier()
     >>> q = evaluate(clf, EvalSet(DataConfig("x.jsonl"), rows=[("good", 1), ("bad", 0)]))
     >>> (q["metric"], q["samples"])
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from wattlm.models.load import LoadedModel
-from wattlm.train.data import LABELLED, check_labels, spread, tokenize_text
-from wattlm.train.options import DataConfig
+from wattlm.training.data import LABELLED, check_labels, spread, tokenize_text
+from wattlm.training.options import DataConfig
 
 
 @dataclass

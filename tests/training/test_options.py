@@ -11,7 +11,7 @@ from wattlm.train.config import (
     QatConfig,
     config_from_dict,
 )
-from wattlm.train.options import DataConfig, TrainOptions
+from wattlm.training.options import DataConfig, TrainOptions
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,17 @@ what the optimizer updates. Everything else lives here, once:
 - gradient accumulation (``grad_accum`` micro-batches, each loss divided by their number;
   ``no_sync`` on all but the last under data parallelism);
 - precision (bf16 autocast; fp16 autocast + gradient scaler on CUDA), gradient clipping,
-  the optimizer and the warm-up schedule (:mod:`wattlm.train.optim`);
+  the optimizer and the warm-up schedule (:mod:`wattlm.training.optim`);
 - throughput, peak memory and energy per step, each step's energy window labelled with its
-  source, logged to ``log.jsonl`` and to the terminal (:mod:`wattlm.train.steplog`);
+  source, logged to ``log.jsonl`` and to the terminal (:mod:`wattlm.training.steplog`);
 - checkpoints every ``checkpoint_every`` steps and exact resume
-  (:mod:`wattlm.train.checkpoint`);
+  (:mod:`wattlm.training.checkpoint`);
 - the stop rule: ``epochs``, ``max_steps`` or ``max_time_s``, whichever comes first.
 
 Example:
     >>> import torch
-    >>> from wattlm.train.data import TextChunks
-    >>> from wattlm.train.options import TrainOptions
+    >>> from wattlm.training.data import TextChunks
+    >>> from wattlm.training.options import TrainOptions
     >>> class Loss(torch.nn.Module):
     ...     def __init__(self):
     ...         super().__init__()
@@ -43,12 +43,12 @@ from typing import Any
 import torch
 
 from wattlm.errors import WattlmError
-from wattlm.train import checkpoint as ckpt
-from wattlm.train.data import step_plan, steps_per_epoch
-from wattlm.train.ddp import DistEnv, all_reduce_sum, any_true, barrier, wrap
-from wattlm.train.optim import build_optimizer, build_schedule, make_precision
-from wattlm.train.options import TrainOptions
-from wattlm.train.steplog import LOG_FILE, StepLog, format_step, throughput
+from wattlm.training import checkpoint as ckpt
+from wattlm.training.data import step_plan, steps_per_epoch
+from wattlm.training.ddp import DistEnv, all_reduce_sum, any_true, barrier, wrap
+from wattlm.training.optim import build_optimizer, build_schedule, make_precision
+from wattlm.training.options import TrainOptions
+from wattlm.training.steplog import LOG_FILE, StepLog, format_step, throughput
 
 
 @dataclass
