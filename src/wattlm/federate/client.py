@@ -1,0 +1,140 @@
+"""The Flower ``ClientApp``: one client's local round, measured in its own energy window.
+
+Each client (a simulated SuperNode in its own process, or a real one) receives the global
+weights and the run's config, trains on its partition, and replies with its update
+(encoded as the config says) plus a ``report`` record: joules of its local training with
+the meter's source label, CPU and wall seconds, steps, rows. In a simulation every client
+is its own process, so the CPU-time estimate charges each client only its own work.
+
+Example:
+    >>> from wattlm.federate.client import app  # doctest: +SKIP
+    >>> type(app).__name__  # doctest: +SKIP
+    'ClientApp'
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from wattlm.federate.codec import encode_update, from_record, to_record
+from wattlm.federate.config import FederateConfig, faults_for
+
+app = ClientApp()
+
+
+@functools.lru_cache(maxsize=2)
+def _config(job: str) -> FederateConfig:
+    return FederateConfig.from_dict(json.loads(job))
+
+
+@functools.lru_cache(maxsize=1)
+def _model(job: str):
+    from wattlm.federate.local import load_global_model
+
+    return load_global_model(_config(job))
+
+
+def _partition(context: Context) -> int:
+    return int(context.node_config["partition-id"])
+
+
+@app.query()
+def hello(msg: Message, context: Context) -> Message:
+    """Tell the server which partition this node holds."""
+    reply = ConfigRecord({"partition-id": _partition(context), "pid": os.getpid()})
+    return Message(RecordDict({"hello": reply}), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """One local round: train from the global weights, reply with the encoded update."""
+    import torch
+
+    from wattlm.federate.local import client_rows, get_arrays, set_arrays, train_rows
+    from wattlm.measure.factory import make_meter
+
+    wall0 = time.perf_counter()
+    job = str(msg.content["config"]["job"])
+    cfg = _config(job)
+    rnd = int(msg.content["config"]["server-round"])
+    part = _partition(context)
+    faults = faults_for(cfg, rnd, part)
+    if "crash" in faults:
+        raise RuntimeError(f"injected crash of client {part} in round {rnd}")
+    if "slow" in faults:
+        time.sleep(cfg.timeout_s + 2.0)
+    torch.set_num_threads(cfg.threads)
+    lm = _model(job)
+    base = from_record(msg.content["arrays"])
+    set_arrays(lm.model, base)
+    rows = client_rows(cfg, part)
+
+    meter = make_meter(cfg.meter, idle_seconds=0)
+    meter.begin_window("local-train")
+    stats = train_rows(
+        lm,
+        rows,
+        epochs=cfg.local_epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seq_len=cfg.seq_len,
+        seed=cfg.seed * 1_000_003 + rnd * 1009 + part,
+        max_steps=cfg.local_steps,
+        mu=float(msg.content["config"].get("proximal-mu", 0.0)),
+    )
+    m = meter.end_window("local-train")
+
+    t0 = time.perf_counter()
+    residual = None
+    if "residual" in context.state:
+        residual = from_record(context.state["residual"])
+    sent, residual = encode_update(
+        get_arrays(lm.model), base, cfg.compression, fraction=cfg.topk_fraction, residual=residual
+    )
+    if residual is not None:
+        context.state["residual"] = to_record(residual)
+    _corrupt(sent, faults)
+    encode_s = time.perf_counter() - t0
+
+    report = {
+        "partition-id": part,
+        "energy-source": m.source,
+        "train-s": m.time_s,
+        "cpu-s": m.cpu_time_s or 0.0,
+        "encode-s": encode_s,
+        "steps": stats["steps"],
+        "samples-seen": stats["samples"],
+        "loss": stats["loss"] if stats["loss"] is not None else float("nan"),
+        "wall-s": time.perf_counter() - wall0,
+        "pid": os.getpid(),
+    }
+    if m.energy_j is not None:
+        report["energy-j"] = m.energy_j
+    content = RecordDict(
+        {
+            "arrays": to_record(sent),
+            "metrics": MetricRecord({"num-examples": len(rows), "unit-weight": 1}),
+            "report": ConfigRecord(report),
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
+def _corrupt(sent: dict, faults: set[str]) -> None:
+    """Injected corrupt updates: NaN in the first float tensor, or a wrong shape."""
+    import numpy as np
+
+    if "nan" in faults:
+        key = next(k for k, v in sent.items() if v.dtype.kind == "f")
+        bad = sent[key].copy()
+        bad.reshape(-1)[0] = np.nan
+        sent[key] = bad
+    if "shape" in faults:
+        key = next(iter(sent))
+        sent[key] = np.concatenate([sent[key].reshape(-1), sent[key].reshape(-1)[:1]])
