@@ -23,6 +23,7 @@ def test_json_round_trip():
         ({"ppl_stride": 1024}, "stride"),
         ({"threads": 0}, "threads"),
         ({"version": 99}, "newer than this wattlm"),
+        ({"dtype": "fp8"}, "unknown dtype 'fp8'"),
     ],
 )
 def test_invalid_values(kwargs, message):
@@ -31,5 +32,5 @@ def test_invalid_values(kwargs, message):
 
 
 def test_unknown_keys_are_listed():
-    with pytest.raises(WattlmError, match="unknown bench config key.*batch_size.*valid keys"):
+    with pytest.raises(WattlmError, match=r"unknown key\(s\) in bench config: batch_size.*valid keys"):
         BenchConfig.from_dict({"batch_size": 1})

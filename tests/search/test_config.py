@@ -76,7 +76,7 @@ def test_unknown_keys_are_listed_with_the_valid_ones():
         OptimizeConfig.from_dict({"budgett": "2%", "samplr": "tpe"})
     assert "budgett, samplr" in err.value.message
     assert "budget" in err.value.hint and "sampler" in err.value.hint
-    with pytest.raises(WattlmError, match="unknown screen key"):
+    with pytest.raises(WattlmError, match=r"unknown key\(s\) in screen: repeat"):
         OptimizeConfig.from_dict({"screen": {"repeat": 3}})
 
 

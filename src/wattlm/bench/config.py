@@ -3,28 +3,20 @@ as ``config.json`` next to every ``result.json``."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
-from wattlm._config import check_keys
-from wattlm.errors import WattlmError
+from wattlm._config import Config, check, check_choice, check_int, check_version
+from wattlm.bench.backends import BACKEND_CHOICES
+from wattlm.measure import METER_KINDS
+from wattlm.models.names import DTYPE_NAMES
 
 CONFIG_VERSION = 1
-METERS = ("auto", "nvml", "rapl", "estimate", "null")
-BACKEND_CHOICES = ("auto", "torch", "llamacpp", "onnxruntime")
 ONNX_METHODS = ("builder", "torch")
 
 
-def _positive(name: str, value: int, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise WattlmError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(Config):
     """What to benchmark and how (defaults follow the measurement protocol in docs/measurement.md).
 
     ``backends=("auto",)`` means torch, plus llama.cpp when the model is a GGUF file and
@@ -65,63 +57,43 @@ class BenchConfig:
     grid_intensity_g_per_kwh: float | None = None
     version: int = field(default=CONFIG_VERSION)
 
+    config_name = "bench config"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "backends", tuple(self.backends))
         object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
-        if not self.backends:
-            raise WattlmError("at least one backend is needed")
+        check(bool(self.backends), "at least one backend is needed")
         for b in self.backends:
-            if b not in BACKEND_CHOICES:
-                raise WattlmError(
-                    f"unknown backend {b!r}", hint=f"choose from: {', '.join(BACKEND_CHOICES)}"
-                )
-        if self.onnx_export_method not in ONNX_METHODS:
-            raise WattlmError(
-                f"unknown ONNX export method {self.onnx_export_method!r}",
-                hint=f"choose from: {', '.join(ONNX_METHODS)}",
-            )
-        if not self.batch_sizes:
-            raise WattlmError("at least one batch size is needed")
+            check_choice("backend", b, BACKEND_CHOICES)
+        check_choice("ONNX export method", self.onnx_export_method, ONNX_METHODS)
+        check_choice("dtype", self.dtype, DTYPE_NAMES)
+        check(bool(self.batch_sizes), "at least one batch size is needed")
         for bs in self.batch_sizes:
-            _positive("batch size", bs)
-        _positive("prompt length (--prompt-tokens)", self.prompt_tokens)
-        _positive("new tokens (--new-tokens)", self.new_tokens, 2)
-        _positive("warm-up runs", self.warmup, 0)
-        _positive("repeats", self.repeats)
+            check_int("batch size", bs)
+        check_int("prompt length (--prompt-tokens)", self.prompt_tokens)
+        check_int("new tokens (--new-tokens)", self.new_tokens, 2)
+        check_int("warm-up runs", self.warmup, 0)
+        check_int("repeats", self.repeats)
         if self.threads is not None:
-            _positive("threads", self.threads)
-        if self.meter not in METERS:
-            raise WattlmError(
-                f"unknown meter {self.meter!r}", hint=f"choose from: {', '.join(METERS)}"
-            )
-        _positive("perplexity window (--ppl-max-length)", self.ppl_max_length, 2)
-        if not 0 < self.ppl_stride <= self.ppl_max_length:
-            raise WattlmError(
-                f"perplexity stride must be in (0, {self.ppl_max_length}], got {self.ppl_stride}"
-            )
-        _positive("perplexity tokens (--ppl-max-tokens)", self.ppl_max_tokens, 2)
-        if not 0 < self.cv_threshold < 10:
-            raise WattlmError(f"cv threshold must be a positive fraction, got {self.cv_threshold}")
-        if self.grid_intensity_g_per_kwh is not None and self.grid_intensity_g_per_kwh < 0:
-            raise WattlmError("grid intensity must be >= 0 gCO2e/kWh")
-        if self.version > CONFIG_VERSION:
-            raise WattlmError(
-                f"config version {self.version} is newer than this wattlm understands ({CONFIG_VERSION})",
-                hint="upgrade wattlm",
-            )
+            check_int("threads", self.threads)
+        check_choice("meter", self.meter, METER_KINDS)
+        check_int("perplexity window (--ppl-max-length)", self.ppl_max_length, 2)
+        check(
+            0 < self.ppl_stride <= self.ppl_max_length,
+            f"perplexity stride must be in (0, {self.ppl_max_length}], got {self.ppl_stride}",
+        )
+        check_int("perplexity tokens (--ppl-max-tokens)", self.ppl_max_tokens, 2)
+        check(
+            0 < self.cv_threshold < 10,
+            f"cv threshold must be a positive fraction, got {self.cv_threshold}",
+        )
+        check(
+            self.grid_intensity_g_per_kwh is None or self.grid_intensity_g_per_kwh >= 0,
+            "grid intensity must be >= 0 gCO2e/kWh",
+        )
+        check_version(self.version, CONFIG_VERSION, "bench config")
 
     @property
     def resolved_threads(self) -> int:
         """Threads actually used: the option, else every core this process may run on."""
         return self.threads or len(os.sched_getaffinity(0))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
-        return cls(**check_keys(data, cls, "bench config"))
-
-    @classmethod
-    def from_json(cls, text: str) -> BenchConfig:
-        return cls.from_dict(json.loads(text))

@@ -17,13 +17,13 @@ Every method is a frozen dataclass subclassing :class:`CompressConfig` (validate
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
+from wattlm._config import Config
 from wattlm.errors import WattlmError
 
 #: method name (as written in recipes) -> config class; an allow-list
@@ -71,8 +71,17 @@ class CompressContext:
 
 
 @dataclass(frozen=True)
-class CompressConfig:
-    """Base of every method's config. Subclasses validate in ``__post_init__``."""
+class CompressConfig(Config):
+    """Base of every method's config. Subclasses validate in ``__post_init__``.
+
+    Example:
+        >>> CompressConfig.from_dict({"method": "cast", "dtype": "float16"})
+        CastConfig(dtype='float16', keep=())
+        >>> CompressConfig.from_dict({"method": "cast", "dtyp": "float16"})
+        Traceback (most recent call last):
+        ...
+        wattlm.errors.WattlmError: unknown key(s) in cast config: dtyp (valid keys: dtype, keep)
+    """
 
     method: ClassVar[str] = ""
     version: ClassVar[int] = 1
@@ -95,31 +104,19 @@ class CompressConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the method name first."""
-        out: dict[str, Any] = {"method": self.method}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
+        return {"method": self.method, **super().to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CompressConfig:
+    def from_dict(cls, data: Any, *, what: str | None = None) -> CompressConfig:
         """Build the config named by ``data["method"]``; unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise WattlmError(f"{what or 'a compression stage'} must be a mapping")
         data = dict(data)
         name = data.pop("method", None)
         target = config_class(name) if cls is CompressConfig else cls
         if name is not None and name != target.method:
             raise WattlmError(f"method {name!r} does not match {target.__name__}")
-        valid = {f.name for f in dataclasses.fields(target)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise WattlmError(
-                f"unknown key(s) for method {target.method!r}: {', '.join(unknown)}",
-                hint=f"valid keys: {', '.join(sorted(valid)) or '(none)'}",
-            )
-        for f in dataclasses.fields(target):  # YAML/JSON lists back to tuples
-            if f.name in data and isinstance(data[f.name], list):
-                data[f.name] = tuple(data[f.name])
-        return target(**data)
+        return super(CompressConfig, target).from_dict(data, what=what or f"{target.method} config")
 
 
 def register(name: str) -> Callable[[type[CompressConfig]], type[CompressConfig]]:

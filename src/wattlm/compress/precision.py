@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
+from wattlm._config import check_choice
 from wattlm.compress.base import CompressConfig, CompressContext, register
 from wattlm.errors import WattlmError
-
-_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+from wattlm.models.names import DTYPE_NAMES, torch_dtype
 
 
 @register("cast")
@@ -33,10 +33,7 @@ class CastConfig(CompressConfig):
     keep: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.dtype not in _DTYPES:
-            raise WattlmError(
-                f"unknown dtype {self.dtype!r}", hint=f"choose from: {', '.join(_DTYPES)}"
-            )
+        check_choice("dtype", self.dtype, DTYPE_NAMES)
         object.__setattr__(self, "keep", tuple(self.keep))
 
 
@@ -45,7 +42,7 @@ def _kept(name: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _cast(model: torch.nn.Module, config: CastConfig) -> int:
-    dtype = _DTYPES[config.dtype]
+    dtype = torch_dtype(config.dtype)
     kept_modules = [m for n, m in model.named_modules() if _kept(n, config.keep) or "rotary" in n]
     # a tied parameter (embedding = lm_head) stays if any module that owns it is kept
     kept = {id(t) for m in kept_modules for t in [*m.parameters(), *m.buffers()]}

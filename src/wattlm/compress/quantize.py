@@ -36,8 +36,7 @@ from wattlm.compress.qlinear import Int8DynamicLinear, Int8WeightLinear
 from wattlm.compress.qlinear_int4 import KERNEL_GROUP_SIZES, Int4WeightLinear
 from wattlm.compress.quantize_swap import cast_embedding, linear_modules, replace_linears
 from wattlm.errors import WattlmError
-
-_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+from wattlm.models.names import DTYPE_NAMES, torch_dtype
 
 
 def _check_dtype(field: str, value: str | None, allowed: tuple[str | None, ...]) -> None:
@@ -64,8 +63,8 @@ class Int8WeightConfig(CompressConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skip", tuple(self.skip))
-        _check_dtype("compute_dtype", self.compute_dtype, ("auto", *_DTYPES))
-        _check_dtype("embedding_dtype", self.embedding_dtype, (None, *_DTYPES))
+        _check_dtype("compute_dtype", self.compute_dtype, ("auto", *DTYPE_NAMES))
+        _check_dtype("embedding_dtype", self.embedding_dtype, (None, *DTYPE_NAMES))
 
 
 @register("int4-weight")
@@ -102,7 +101,7 @@ class Int4WeightConfig(CompressConfig):
                 hint=f"choose from: {', '.join(map(str, KERNEL_GROUP_SIZES))}",
             )
         _check_dtype("compute_dtype", self.compute_dtype, ("bfloat16", "float32"))
-        _check_dtype("embedding_dtype", self.embedding_dtype, (None, *_DTYPES))
+        _check_dtype("embedding_dtype", self.embedding_dtype, (None, *DTYPE_NAMES))
         if self.zero_point not in ("float", "int"):
             raise WattlmError(
                 f"zero_point {self.zero_point!r} is not supported",
@@ -125,7 +124,7 @@ class Int8DynamicConfig(CompressConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skip", tuple(self.skip))
-        _check_dtype("embedding_dtype", self.embedding_dtype, (None, *_DTYPES))
+        _check_dtype("embedding_dtype", self.embedding_dtype, (None, *DTYPE_NAMES))
 
 
 def _targets(model: torch.nn.Module, config: Any) -> dict[str, torch.nn.Linear]:
@@ -153,12 +152,16 @@ def _targets(model: torch.nn.Module, config: Any) -> dict[str, torch.nn.Linear]:
 
 def _build(config: Any, linear: torch.nn.Linear, shell: bool) -> torch.nn.Module:
     if isinstance(config, Int4WeightConfig):
-        kwargs = {"group_size": config.group_size, "compute_dtype": _DTYPES[config.compute_dtype]}
+        kwargs = {
+            "group_size": config.group_size,
+            "compute_dtype": torch_dtype(config.compute_dtype),
+        }
         cls = Int4WeightLinear
         if not shell:
             return cls.from_linear(linear, zero_point=config.zero_point, **kwargs)
     elif isinstance(config, Int8WeightConfig):
-        kwargs = {"compute_dtype": _DTYPES.get(config.compute_dtype)}  # "auto" → None
+        auto = config.compute_dtype == "auto"
+        kwargs = {"compute_dtype": None if auto else torch_dtype(config.compute_dtype)}
         cls = Int8WeightLinear
     else:
         kwargs, cls = {}, Int8DynamicLinear
@@ -171,7 +174,7 @@ def _build(config: Any, linear: torch.nn.Linear, shell: bool) -> torch.nn.Module
 def _swap(model: torch.nn.Module, config: Any, shell: bool) -> list[str]:
     targets = _targets(model, config)
     replace_linears(model, {n: _build(config, m, shell) for n, m in targets.items()})
-    cast_embedding(model, config.embedding_dtype and _DTYPES[config.embedding_dtype])
+    cast_embedding(model, config.embedding_dtype and torch_dtype(config.embedding_dtype))
     return sorted(targets)
 
 

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wattlm._config import Config, check_keys
 from wattlm.compress.base import CompressConfig, CompressContext, compress_
 from wattlm.errors import WattlmError
 
-_RECIPE_KEYS = {"name", "description", "calibration_data", "stages"}
+_RECIPE_KEYS = ("name", "description", "calibration_data", "stages")
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(Config):
     """An ordered list of compression configs.
 
     Example:
@@ -42,16 +43,15 @@ class Recipe:
     calibration_data: str = "wiki-sample"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    config_name = "recipe"
+
     @classmethod
-    def from_dict(cls, data: Any, *, source: str = "recipe") -> Recipe:
+    def from_dict(cls, data: Any, *, source: str = "recipe", what: str | None = None) -> Recipe:
+        """Read a recipe mapping; ``source`` (the file) names it in errors."""
+        source = what or source
         if not isinstance(data, dict):
             raise WattlmError(f"{source} must be a mapping with a 'stages' list")
-        unknown = sorted(set(data) - _RECIPE_KEYS)
-        if unknown:
-            raise WattlmError(
-                f"unknown key(s) in {source}: {', '.join(unknown)}",
-                hint=f"valid keys: {', '.join(sorted(_RECIPE_KEYS))}",
-            )
+        check_keys(data, _RECIPE_KEYS, source)
         stages = data.get("stages")
         if not isinstance(stages, list) or not stages:
             raise WattlmError(f"{source} needs a non-empty 'stages' list")
@@ -75,6 +75,7 @@ class Recipe:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The recipe as written in YAML (``extra`` is not part of it)."""
         return {
             "name": self.name,
             "description": self.description,

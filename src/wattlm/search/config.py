@@ -8,7 +8,6 @@ Human forms are accepted and normalised: a budget of ``"2%"`` or ``"0.02"`` beco
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -16,13 +15,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from wattlm._config import check_keys
+from wattlm._config import Config, check, check_choice, check_int, check_version
 from wattlm.errors import WattlmError
+from wattlm.measure import ENERGY_METERS
 
 CONFIG_VERSION = 1
 OBJECTIVES = ("decode-energy", "prefill-energy", "request-energy")
 SAMPLERS = ("nsga2", "tpe", "grid", "random")
-METERS = ("auto", "nvml", "rapl", "estimate")
 #: fields that do not change what a trial measures: excluded from the study's identity
 _NOT_IN_STUDY = {"n_trials", "time_budget_s", "storage", "ray", "ray_workers", "remeasure", "peer"}
 
@@ -94,13 +93,8 @@ def parse_duration(value: Any) -> float | None:
     return seconds
 
 
-def _int_at_least(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise WattlmError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 @dataclass(frozen=True)
-class StageSettings:
+class StageSettings(Config):
     """How a trial is measured at one stage (screen or full): the bench protocol's knobs.
 
     Example:
@@ -116,16 +110,14 @@ class StageSettings:
     repeats: int = 5
     ppl_max_tokens: int = 8192
 
-    def __post_init__(self) -> None:
-        _int_at_least("prompt tokens", self.prompt_tokens, 1)
-        _int_at_least("new tokens", self.new_tokens, 2)
-        _int_at_least("warm-up runs", self.warmup, 0)
-        _int_at_least("repeats", self.repeats, 1)
-        _int_at_least("perplexity tokens", self.ppl_max_tokens, 2)
+    config_name = "stage settings"
 
-    @classmethod
-    def from_dict(cls, data: Any, *, what: str = "stage settings") -> StageSettings:
-        return cls(**check_keys(data, cls, what))
+    def __post_init__(self) -> None:
+        check_int("prompt tokens", self.prompt_tokens, 1)
+        check_int("new tokens", self.new_tokens, 2)
+        check_int("warm-up runs", self.warmup, 0)
+        check_int("repeats", self.repeats, 1)
+        check_int("perplexity tokens", self.ppl_max_tokens, 2)
 
 
 #: cheap first look at every trial: short perplexity slice, short bench, 2 repeats
@@ -135,7 +127,7 @@ FULL = StageSettings()
 
 
 @dataclass(frozen=True)
-class OptimizeConfig:
+class OptimizeConfig(Config):
     """What to search and how; the CLI's options one for one.
 
     Example:
@@ -173,6 +165,8 @@ class OptimizeConfig:
     ppl_stride: int = 256
     version: int = field(default=CONFIG_VERSION)
 
+    config_name = "optimize config"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "budget", parse_budget(self.budget))
         object.__setattr__(self, "time_budget_s", parse_duration(self.time_budget_s))
@@ -182,60 +176,33 @@ class OptimizeConfig:
                 object.__setattr__(self, name, StageSettings.from_dict(value, what=name))
             elif not isinstance(value, StageSettings):
                 raise WattlmError(f"{name} must be stage settings, got {value!r}")
-        if self.objective not in OBJECTIVES:
-            raise WattlmError(
-                f"unknown objective {self.objective!r}",
-                hint=f"choose from: {', '.join(OBJECTIVES)}",
-            )
-        if self.sampler not in SAMPLERS:
-            raise WattlmError(
-                f"unknown sampler {self.sampler!r}", hint=f"choose from: {', '.join(SAMPLERS)}"
-            )
-        if self.meter not in METERS:
-            raise WattlmError(
-                f"unknown meter {self.meter!r}",
-                hint=f"optimize needs energy figures; choose from: {', '.join(METERS)}",
-            )
-        _int_at_least("trials (--n-trials)", self.n_trials, 1)
-        _int_at_least("re-measured candidates (--remeasure)", self.remeasure, 0)
-        _int_at_least("seed", self.seed, 0)
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("sampler", self.sampler, SAMPLERS)
+        check_choice("meter", self.meter, ENERGY_METERS, "optimize needs energy figures")
+        check_int("trials (--n-trials)", self.n_trials, 1)
+        check_int("re-measured candidates (--remeasure)", self.remeasure, 0)
+        check_int("seed", self.seed, 0)
         if self.threads is not None:
-            _int_at_least("threads", self.threads, 1)
+            check_int("threads", self.threads, 1)
         if self.ray_workers is not None:
-            _int_at_least("Ray workers", self.ray_workers, 1)
-        _int_at_least("perplexity window", self.ppl_max_length, 2)
-        if not 0 < self.ppl_stride <= self.ppl_max_length:
-            raise WattlmError(
-                f"perplexity stride must be in (0, {self.ppl_max_length}], got {self.ppl_stride}"
-            )
-        if self.storage is not None and "://" not in self.storage:
-            raise WattlmError(
-                f"storage {self.storage!r} is not a database URL",
-                hint="e.g. sqlite:///runs/opt.db",
-            )
-        if not self.space:
-            raise WattlmError("space must name a shipped space or a YAML file")
-        if self.version > CONFIG_VERSION:
-            raise WattlmError(
-                f"optimize config version {self.version} is newer than this wattlm reads",
-                hint="upgrade wattlm",
-            )
+            check_int("Ray workers", self.ray_workers, 1)
+        check_int("perplexity window", self.ppl_max_length, 2)
+        check(
+            0 < self.ppl_stride <= self.ppl_max_length,
+            f"perplexity stride must be in (0, {self.ppl_max_length}], got {self.ppl_stride}",
+        )
+        check(
+            self.storage is None or "://" in self.storage,
+            f"storage {self.storage!r} is not a database URL",
+            "e.g. sqlite:///runs/opt.db",
+        )
+        check(bool(self.space), "space must name a shipped space or a YAML file")
+        check_version(self.version, CONFIG_VERSION, "optimize config")
 
     @property
     def resolved_threads(self) -> int:
         """Threads of the baseline and the peer: the option, else every usable core."""
         return self.threads or len(os.sched_getaffinity(0))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> OptimizeConfig:
-        return cls(**check_keys(data, cls, "optimize config"))
-
-    @classmethod
-    def from_json(cls, text: str) -> OptimizeConfig:
-        return cls.from_dict(json.loads(text))
 
     def study_fingerprint(self, space: dict[str, Any]) -> str:
         """Hash of everything that changes what a trial measures (resume key).

@@ -18,8 +18,8 @@ start:                         # evaluated first (after the baseline); omitted k
   - {method: int4-weight, group_size: 32, backend: torch, batch_size: 8}
 ```
 
-Shipped spaces (``default``, ``quick``, ``full``) live in ``wattlm/search/spaces/`` and are
-copied to ``search-spaces/`` in the repository for editing.
+Shipped spaces (``default``, ``quick``, ``full``) live in ``src/wattlm/search/spaces/``;
+``wattlm optimize --space quick`` names one, ``--space my.yaml`` reads a copy you edited.
 """
 
 from __future__ import annotations
@@ -31,15 +31,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wattlm._config import Config, check_keys, is_int
+from wattlm.bench.backends import BACKEND_NAMES
 from wattlm.errors import WattlmError
 from wattlm.search.candidate import Candidate, canonical
 
 SPACE_KEYS = ("name", "description", "methods", "backends", "batch_sizes", "threads", "start")
 METHOD_KEYS = ("stages", "params", "description")
+#: backend -> the options a space may give it
 BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
-    "torch": (),
-    "llamacpp": ("qtype",),
-    "onnxruntime": (),
+    name: ("qtype",) if name == "llamacpp" else () for name in BACKEND_NAMES
 }
 DEFAULT_QTYPES = ("q4_0", "q4_1", "q5_0", "q8_0")
 SHIPPED = ("default", "quick", "full")
@@ -51,18 +52,6 @@ P_METHOD, P_BACKEND, P_QTYPE, P_BATCH, P_THREADS = (
     "batch_size",
     "threads",
 )
-
-
-def _keys(data: Any, valid: tuple[str, ...], where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise WattlmError(f"{where} must be a mapping, got {type(data).__name__}")
-    unknown = sorted(set(map(str, data)) - set(valid))
-    if unknown:
-        raise WattlmError(
-            f"unknown key(s) in {where}: {', '.join(unknown)}",
-            hint=f"valid keys: {', '.join(valid)}",
-        )
-    return data
 
 
 def _choices(value: Any, where: str) -> tuple[Any, ...]:
@@ -80,7 +69,7 @@ def _choices(value: Any, where: str) -> tuple[Any, ...]:
 def _positive_ints(value: Any, where: str) -> tuple[int, ...]:
     values = _choices(value, where)
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if not is_int(v) or v < 1:
             raise WattlmError(f"{where} must be integers >= 1, got {v!r}")
     return values
 
@@ -145,7 +134,7 @@ def _method(name: str, spec: Any, source: str) -> MethodChoice:
         spec = []
     if isinstance(spec, list):
         spec = {"stages": spec}
-    spec = _keys(spec, METHOD_KEYS, where)
+    spec = check_keys(spec, METHOD_KEYS, where)
     stages = spec.get("stages") or []
     if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
         raise WattlmError(f"{where}: 'stages' must be a list of recipe stages")
@@ -185,8 +174,16 @@ def _check_stages(choice: MethodChoice, where: str) -> None:
 
 
 @dataclass(frozen=True)
-class SearchSpace:
-    """Compression methods × backends × batch sizes × threads, plus start points."""
+class SearchSpace(Config):
+    """Compression methods × backends × batch sizes × threads, plus start points.
+
+    Its dict form is the YAML form (:meth:`to_dict`), not one key per field.
+
+    Example:
+        >>> space = SearchSpace.from_dict({"methods": {"none": []}, "threads": [1]})
+        >>> SearchSpace.from_dict(space.to_dict()) == space
+        True
+    """
 
     methods: tuple[MethodChoice, ...]
     backends: tuple[tuple[str, tuple[str, ...]], ...] = (("torch", ()),)
@@ -198,9 +195,15 @@ class SearchSpace:
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     # -- reading ----------------------------------------------------------------------
+    config_name = "search space"
+
     @classmethod
-    def from_dict(cls, data: Any, *, source: str = "search space") -> SearchSpace:
-        data = _keys(data, SPACE_KEYS, source)
+    def from_dict(
+        cls, data: Any, *, source: str = "search space", what: str | None = None
+    ) -> SearchSpace:
+        """Read and fully validate a space in its YAML form; ``source`` names it in errors."""
+        source = what or source
+        data = check_keys(data, SPACE_KEYS, source)
         methods_in = data.get("methods")
         if not isinstance(methods_in, dict) or not methods_in:
             raise WattlmError(f"{source} needs a non-empty 'methods' mapping")
@@ -208,13 +211,13 @@ class SearchSpace:
         backends_in = data.get("backends", {"torch": {}})
         if isinstance(backends_in, list):
             backends_in = {str(b): {} for b in backends_in}
-        backends_in = _keys(backends_in, tuple(BACKEND_OPTIONS), f"'backends' of {source}")
+        backends_in = check_keys(backends_in, tuple(BACKEND_OPTIONS), f"'backends' of {source}")
         if not backends_in:
             raise WattlmError(f"{source} needs at least one backend")
         backends = []
         for name, opts in backends_in.items():
             where = f"backend {name!r} of {source}"
-            opts = _keys(opts or {}, BACKEND_OPTIONS[name], where)
+            opts = check_keys(opts or {}, BACKEND_OPTIONS[name], where)
             qtypes: tuple[str, ...] = ()
             if name == "llamacpp":
                 from wattlm.export.gguf_writer import QTYPES
@@ -261,7 +264,7 @@ class SearchSpace:
             "batch_size",
             "threads",
         )
-        _keys(point, valid, where)
+        check_keys(point, valid, where)
         for key, value in point.items():
             if value not in self._dimension(key, method, point.get("backend")):
                 raise WattlmError(

@@ -1,4 +1,13 @@
-"""Inference backends: what runs the model (torch eager, llama.cpp)."""
+"""Inference backends: what runs the model (torch eager, llama.cpp, ONNX Runtime).
+
+The backend names are defined here, once; configs, search spaces and reports use them.
+
+Example:
+    >>> BACKEND_CHOICES
+    ('auto', 'torch', 'llamacpp', 'onnxruntime')
+    >>> BACKEND_LABELS["llamacpp"]
+    'llama.cpp'
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,12 @@ BACKENDS = {
     "llamacpp": "wattlm.bench.backends.llamacpp:LlamaCppBackend",
     "onnxruntime": "wattlm.bench.backends.onnxruntime:OnnxRuntimeBackend",
 }
+#: every backend name, in the order above
+BACKEND_NAMES = tuple(BACKENDS)
+#: what a bench config's ``backends`` may hold: ``auto`` picks them for the model
+BACKEND_CHOICES = ("auto", *BACKEND_NAMES)
+#: how reports write each backend's name
+BACKEND_LABELS = {"torch": "torch", "llamacpp": "llama.cpp", "onnxruntime": "ONNX Runtime"}
 
 
 def backend_class(name: str) -> type:
