@@ -1,4 +1,5 @@
-"""Formatting shared by the Markdown report and the terminal table.
+"""Formatting shared by the Markdown report and the terminal table (numbers, bytes, the
+machine context, the quality sentence).
 
 Example:
     >>> format_number(0.02569), format_bytes(538_060_032)
@@ -130,3 +131,25 @@ def context_lines(context: dict[str, Any]) -> list[tuple[str, str]]:
     Python, library versions and the wattlm version."""
     shown = [(k, label, show) for k, label, show in _CONTEXT if context.get(k) is not None]
     return [(label, show(context[key])) for key, label, show in shown]
+
+
+def quality_sentence(quality: dict[str, Any] | None) -> str:
+    """One sentence on the result's quality figure and how it was measured (Markdown).
+
+    Example:
+        >>> quality_sentence(None)
+        'Not measured.'
+    """
+    if quality is None:
+        return "Not measured."
+    how = f"{quality['backend']}, {quality['dtype']}"
+    if quality["metric"] == "perplexity":
+        return (
+            f"Perplexity **{quality['value']:.2f}** on {quality['data']} ({quality['split']} "
+            f"split, {quality['tokens']} tokens; sliding window {quality['max_length']}, "
+            f"stride {quality['stride']}; {how})."
+        )
+    return (
+        f"Accuracy **{quality['value']:.1%}** on {quality['data']} ({quality['split']} split, "
+        f"{quality['samples']} samples; {how})."
+    )

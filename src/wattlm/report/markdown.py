@@ -19,6 +19,7 @@ from wattlm.report._format import (
     format_bytes,
     format_count,
     format_number,
+    quality_sentence,
 )
 from wattlm.report.table import result_rows
 
@@ -64,23 +65,6 @@ def _energy(result: dict[str, Any], rows: list[list[str]]) -> list[str]:
     if energy["source"].startswith("estimate:") or any(ESTIMATE_MARK in r[-1] for r in rows):
         lines += ["", f"{ESTIMATE_MARK} Estimate: {ESTIMATE_NOTE}."]
     return [*lines, ""]
-
-
-def quality_sentence(quality: dict[str, Any] | None) -> str:
-    """One sentence on the result's quality figure and how it was measured (Markdown)."""
-    if quality is None:
-        return "Not measured."
-    how = f"{quality['backend']}, {quality['dtype']}"
-    if quality["metric"] == "perplexity":
-        return (
-            f"Perplexity **{quality['value']:.2f}** on {quality['data']} ({quality['split']} "
-            f"split, {quality['tokens']} tokens; sliding window {quality['max_length']}, "
-            f"stride {quality['stride']}; {how})."
-        )
-    return (
-        f"Accuracy **{quality['value']:.1%}** on {quality['data']} ({quality['split']} split, "
-        f"{quality['samples']} samples; {how})."
-    )
 
 
 def _summary(result: dict[str, Any]) -> str:

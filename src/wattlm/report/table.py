@@ -23,6 +23,7 @@ from wattlm.report._format import (
     format_count,
     format_number,
     format_stat,
+    quality_sentence,
     source_label,
 )
 
@@ -100,8 +101,6 @@ def _cell(text: str) -> Any:
 
 
 def _print_model(result: dict[str, Any], console: Any) -> None:
-    from wattlm.report.markdown import quality_sentence
-
     model, memory = result["model"], result["memory"]
     console.print(
         f"[bold]{model['spec']}[/bold] · {model['architecture']} {model['dtype']} · "
