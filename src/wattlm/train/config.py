@@ -14,20 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from wattlm._config import Config, check, check_choice, check_positive, check_version
 from wattlm.errors import WattlmError
 from wattlm.train.student_spec import parse_student_spec
-from wattlm.training.options import (
-    TASKS,
-    ConfigBase,
-    DataConfig,
-    TrainOptions,
-    check,
-    check_choice,
-)
+from wattlm.training.options import TASKS, DataConfig, TrainOptions
 
 QAT_SCHEMES = ("int8", "int8-dynamic")
 QAT_BACKENDS = ("auto", "torchao", "wattlm")
@@ -36,31 +29,27 @@ QAT_SKIP = ("lm_head", "classifier", "score")
 
 
 @dataclass(frozen=True)
-class RecipeConfig(ConfigBase):
-    """Base of the recipe configs: ``data``, ``options`` and the task."""
+class RecipeConfig(Config):
+    """Base of the recipe configs: ``data``, ``options`` and the task.
+
+    Its dict starts with the recipe's name and the config version.
+    """
 
     recipe: ClassVar[str] = ""
     version: ClassVar[int] = 1
-    _nested: ClassVar[dict[str, type[ConfigBase]]] = {
-        "data": DataConfig,
-        "options": TrainOptions,
-    }
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipe": self.recipe, "version": self.version, **super().to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RecipeConfig:
+    def from_dict(cls, data: Any, *, what: str | None = None) -> RecipeConfig:
+        what = what or f"{cls.recipe} config"
+        check(isinstance(data, dict), f"{what} must be a mapping, got {type(data).__name__}")
         data = dict(data)
         name = data.pop("recipe", cls.recipe)
-        version = data.pop("version", cls.version)
         check(name == cls.recipe, f"config is for recipe {name!r}, not {cls.recipe!r}")
-        check(
-            version <= cls.version,
-            f"config version {version} is newer than this wattlm reads ({cls.version})",
-            "upgrade wattlm",
-        )
-        return super().from_dict(data)  # type: ignore[return-value]
+        check_version(data.pop("version", cls.version), cls.version, what)
+        return super().from_dict(data, what=what)  # type: ignore[return-value]
 
 
 def _check_task(task: str) -> None:
@@ -125,10 +114,7 @@ class DistillConfig(RecipeConfig):
 
     def __post_init__(self) -> None:
         check(bool(self.teacher) and bool(self.student), "teacher and student must be given")
-        check(
-            math.isfinite(self.temperature) and self.temperature > 0,
-            f"temperature must be > 0, got {self.temperature}",
-        )
+        check_positive("temperature", self.temperature)
         check(0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha}")
         check(self.hidden_weight >= 0, f"hidden_weight must be >= 0, got {self.hidden_weight}")
         _check_task(self.task)

@@ -1,8 +1,8 @@
 """Options shared by every training recipe: how to optimise (:class:`TrainOptions`) and on
 what data (:class:`DataConfig`).
 
-Both are frozen dataclasses that validate themselves in ``__post_init__`` and round-trip
-through JSON (:meth:`to_dict` / :meth:`from_dict`); every option is recorded in the run's
+Both are :class:`wattlm._config.Config` dataclasses: they validate themselves in
+``__post_init__`` and round-trip through JSON (:meth:`to_dict` / :meth:`from_dict`); every option is recorded in the run's
 ``config.json`` and ``result.json``.
 
 Example:
@@ -16,81 +16,22 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
-from wattlm.errors import WattlmError
+from wattlm._config import Config, check, check_choice, check_int, check_positive
+from wattlm.data.splits import SPLITS
+from wattlm.measure import METER_KINDS
+from wattlm.models.names import TASKS as MODEL_TASKS
 
 OPTIMIZERS = ("adamw", "sgd", "adafactor", "adamw8bit")
 SCHEDULES = ("constant", "linear", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
-METERS = ("auto", "nvml", "rapl", "estimate", "null")
-TASKS = ("auto", "causal-lm", "sequence-classification")
-SPLITS = ("train", "validation", "test")
-
-
-def check(ok: bool, message: str, hint: str | None = None) -> None:
-    """Raise :class:`WattlmError` with ``message`` unless ``ok``."""
-    if not ok:
-        raise WattlmError(message, hint=hint)
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    check(value in choices, f"unknown {name} {value!r}", f"choose from: {', '.join(choices)}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+#: a recipe's task: ``auto`` reads it from the model and data
+TASKS = ("auto", *MODEL_TASKS)
 
 
 @dataclass(frozen=True)
-class ConfigBase:
-    """JSON round-trip for nested frozen dataclasses; unknown keys are an error.
-
-    Subclasses list nested config fields in ``_nested`` (field name -> class).
-    """
-
-    _nested: ClassVar[dict[str, type[ConfigBase]]] = {}
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, ConfigBase):
-                value = value.to_dict()
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ConfigBase:
-        if not isinstance(data, dict):
-            raise WattlmError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
-        check(
-            not unknown,
-            f"unknown key(s) for {cls.__name__}: {', '.join(unknown)}",
-            f"valid keys: {', '.join(sorted(valid))}",
-        )
-        kwargs = dict(data)
-        for name, sub in cls._nested.items():
-            if name in kwargs and isinstance(kwargs[name], dict):
-                kwargs[name] = sub.from_dict(kwargs[name])
-        for key, value in kwargs.items():
-            if isinstance(value, list):
-                kwargs[key] = tuple(value)
-        try:
-            return cls(**kwargs)
-        except TypeError as err:
-            raise WattlmError(f"{cls.__name__}: {err}") from None
-
-
-@dataclass(frozen=True)
-class TrainOptions(ConfigBase):
+class TrainOptions(Config):
     """How a recipe optimises, and what it measures while doing so.
 
     Attributes:
@@ -125,6 +66,8 @@ class TrainOptions(ConfigBase):
         grid_intensity_g_per_kwh: grid carbon intensity (``None``: the documented default).
     """
 
+    config_name = "training options"
+
     lr: float = 5e-5
     epochs: int | None = 1
     max_steps: int | None = None
@@ -150,32 +93,25 @@ class TrainOptions(ConfigBase):
     grid_intensity_g_per_kwh: float | None = None
 
     def __post_init__(self) -> None:
-        check(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check_positive("lr", self.lr)
         check(
             self.epochs is not None or self.max_steps is not None,
             "give epochs or max_steps (or both)",
             "e.g. --epochs 1 or --max-steps 200",
         )
-        for name in ("epochs", "max_steps"):
-            value = getattr(self, name)
-            check(
-                value is None or (_is_int(value) and value >= 1),
-                f"{name} must be an integer >= 1, got {value!r}",
-            )
-        check(
-            self.max_time_s is None or self.max_time_s > 0,
-            f"max_time_s must be > 0, got {self.max_time_s}",
-        )
+        for name in ("epochs", "max_steps", "threads"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), 1)
+        if self.max_time_s is not None:
+            check_positive("max_time_s", self.max_time_s)
         for name in ("batch_size", "grad_accum", "log_every"):
-            value = getattr(self, name)
-            check(_is_int(value) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, getattr(self, name), 1)
         for name in ("warmup_steps", "checkpoint_every", "seed"):
-            value = getattr(self, name)
-            check(_is_int(value) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
+            check_int(name, getattr(self, name), 0)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("meter", self.meter, METERS)
+        check_choice("meter", self.meter, METER_KINDS)
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(
@@ -188,17 +124,13 @@ class TrainOptions(ConfigBase):
             "use cpu or cuda",
         )
         check(
-            self.threads is None or (_is_int(self.threads) and self.threads >= 1),
-            f"threads must be >= 1, got {self.threads!r}",
-        )
-        check(
             self.grid_intensity_g_per_kwh is None or self.grid_intensity_g_per_kwh >= 0,
             f"grid_intensity_g_per_kwh must be >= 0, got {self.grid_intensity_g_per_kwh}",
         )
 
 
 @dataclass(frozen=True)
-class DataConfig(ConfigBase):
+class DataConfig(Config):
     """The data a recipe trains and evaluates on.
 
     Attributes:
@@ -220,6 +152,8 @@ class DataConfig(ConfigBase):
         'test'
     """
 
+    config_name = "data config"
+
     data: str = "movie-sentiment"
     seq_len: int = 128
     max_train_samples: int | None = None
@@ -230,20 +164,10 @@ class DataConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         check(bool(self.data), "data must name a data set or a file")
-        check(
-            _is_int(self.seq_len) and self.seq_len >= 2, f"seq_len must be >= 2, got {self.seq_len}"
-        )
+        for name in ("seq_len", "eval_max_tokens", "eval_max_length"):
+            check_int(name, getattr(self, name), 2)
         for name in ("max_train_samples", "eval_max_samples"):
-            value = getattr(self, name)
-            check(
-                value is None or (_is_int(value) and value >= 1),
-                f"{name} must be an integer >= 1, got {value!r}",
-            )
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), 1)
         check_choice("eval split", self.eval_split, SPLITS)
         check(self.eval_split != "train", "quality must be measured on a held-out split")
-        check(
-            self.eval_max_tokens >= 2, f"eval_max_tokens must be >= 2, got {self.eval_max_tokens}"
-        )
-        check(
-            self.eval_max_length >= 2, f"eval_max_length must be >= 2, got {self.eval_max_length}"
-        )
