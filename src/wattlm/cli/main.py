@@ -42,7 +42,17 @@ def _root(
 
 
 def _attach() -> None:
-    from wattlm.cli import assets, bench, compress, measure, optimize, report, train
+    from wattlm.cli import (
+        assets,
+        bench,
+        compress,
+        loadtest,
+        measure,
+        optimize,
+        report,
+        serve,
+        train,
+    )
 
     app.add_typer(assets.app, name="assets")
     bench.register(app)
@@ -50,6 +60,8 @@ def _attach() -> None:
     measure.register(app)
     optimize.register(app)
     report.register(app)
+    serve.register(app)
+    loadtest.register(app)
     train.register(app)
 
 

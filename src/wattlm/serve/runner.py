@@ -60,6 +60,7 @@ def _uvicorn_server(cfg: ServeConfig, app: Any, sock: socket.socket | None = Non
         access_log=False,
         timeout_graceful_shutdown=int(cfg.drain_s) or None,
         lifespan="on",
+        ws="none",
     )
     return DrainingServer(config)
 
