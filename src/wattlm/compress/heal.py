@@ -16,12 +16,12 @@ float weights: put it before quantization stages (it refuses quantized layers).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from wattlm._config import check, check_choice, check_int, check_positive
 from wattlm.compress.base import CompressConfig, CompressContext, register
 from wattlm.errors import WattlmError
 from wattlm.training.data import TextChunks
@@ -32,15 +32,6 @@ from wattlm.training.options import TrainOptions
 from wattlm.training.recovery import SparsityMasks
 
 PRECISIONS = ("fp32", "bf16")
-
-
-def _check(ok: bool, message: str, hint: str | None = None) -> None:
-    if not ok:
-        raise WattlmError(message, hint=hint)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -88,35 +79,22 @@ class HealConfig(CompressConfig):
         object.__setattr__(self, "lr", _as_float("lr", self.lr))
         if self.max_time_s is not None:
             object.__setattr__(self, "max_time_s", _as_float("max_time_s", self.max_time_s))
-        _check(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check_positive("lr", self.lr)
         for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 2), ("samples", 1)):
-            value = getattr(self, name)
-            _check(
-                _is_int(value) and value >= low,
-                f"{name} must be an integer >= {low}, got {value!r}",
-            )
-        _check(
-            _is_int(self.seed) and self.seed >= 0,
-            f"seed must be an integer >= 0, got {self.seed!r}",
-        )
-        _check(
+            check_int(name, getattr(self, name), low)
+        check_int("seed", self.seed, 0)
+        check(
             self.samples >= self.batch_size,
             f"samples ({self.samples}) must be at least batch_size ({self.batch_size})",
             hint="each step draws batch_size of the samples calibration sequences",
         )
-        _check(
+        check(
             isinstance(self.keep_sparsity, bool),
             f"keep_sparsity must be true or false, got {self.keep_sparsity!r}",
         )
-        _check(
-            self.max_time_s is None or self.max_time_s > 0,
-            f"max_time_s must be > 0, got {self.max_time_s}",
-        )
-        _check(
-            self.precision in PRECISIONS,
-            f"unknown precision {self.precision!r}",
-            hint=f"choose from: {', '.join(PRECISIONS)}",
-        )
+        if self.max_time_s is not None:
+            check_positive("max_time_s", self.max_time_s)
+        check_choice("precision", self.precision, PRECISIONS)
 
 
 def _check_trainable(model: torch.nn.Module) -> list[str]:
@@ -130,7 +108,7 @@ def _check_trainable(model: torch.nn.Module) -> list[str]:
         )
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     frozen = sum(not m.weight.requires_grad for m in linears)
-    _check(
+    check(
         frozen == 0,
         f"heal: {frozen} nn.Linear weight(s) are frozen (e.g. 2:4 semi-structured tensors)",
         hint="put heal before nm-sparsity with semi_structured: true",

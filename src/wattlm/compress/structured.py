@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
+from wattlm._config import check
 from wattlm.compress.base import CompressConfig, CompressContext, register
 from wattlm.compress.importance import WEIGHT_CRITERIA, angular_distances, weight_importance
-from wattlm.errors import WattlmError
 from wattlm.models.fingerprint import parameter_count
 
 HEAD_UNITS = ("kv-group", "query")
@@ -39,15 +39,10 @@ LAYER_CRITERIA = ("angular", "l1", "l2", "taylor", "index")
 _PER_LAYER_FIELDS = ("layer_types", "no_rope_layers")
 
 
-def _check(ok: bool, message: str, hint: str | None = None) -> None:
-    if not ok:
-        raise WattlmError(message, hint=hint)
-
-
 def _check_common(ratio: float | None, importance: str, allowed: tuple, samples: int, seq_len: int):
-    _check(ratio is None or 0 < ratio < 1, f"ratio must be in (0, 1), got {ratio}")
-    _check(importance in allowed, f"unknown importance {importance!r}", f"choose from: {allowed}")
-    _check(samples >= 1 and seq_len >= 2, "calibration needs samples >= 1 and seq_len >= 2")
+    check(ratio is None or 0 < ratio < 1, f"ratio must be in (0, 1), got {ratio}")
+    check(importance in allowed, f"unknown importance {importance!r}", f"choose from: {allowed}")
+    check(samples >= 1 and seq_len >= 2, "calibration needs samples >= 1 and seq_len >= 2")
 
 
 @register("prune-heads")
@@ -72,13 +67,13 @@ class HeadPruneConfig(CompressConfig):
     seq_len: int = 128
 
     def __post_init__(self) -> None:
-        _check(
+        check(
             (self.ratio is None) != (self.heads is None),
             "prune-heads needs exactly one of ratio or heads",
             "e.g. heads: 1 (one KV group per layer) or ratio: 0.25",
         )
-        _check(self.heads is None or self.heads >= 1, f"heads must be >= 1, got {self.heads}")
-        _check(self.unit in HEAD_UNITS, f"unknown unit {self.unit!r}", f"choose from: {HEAD_UNITS}")
+        check(self.heads is None or self.heads >= 1, f"heads must be >= 1, got {self.heads}")
+        check(self.unit in HEAD_UNITS, f"unknown unit {self.unit!r}", f"choose from: {HEAD_UNITS}")
         _check_common(
             self.ratio, self.importance, WEIGHT_CRITERIA, self.calibration_samples, self.seq_len
         )
@@ -104,7 +99,7 @@ class FfnPruneConfig(CompressConfig):
     seq_len: int = 128
 
     def __post_init__(self) -> None:
-        _check(self.multiple_of >= 1, f"multiple_of must be >= 1, got {self.multiple_of}")
+        check(self.multiple_of >= 1, f"multiple_of must be >= 1, got {self.multiple_of}")
         _check_common(
             self.ratio, self.importance, WEIGHT_CRITERIA, self.calibration_samples, self.seq_len
         )
@@ -131,20 +126,20 @@ class LayerDropConfig(CompressConfig):
     seq_len: int = 128
 
     def __post_init__(self) -> None:
-        _check(
+        check(
             (self.ratio is None) != (self.layers is None),
             "drop-layers needs exactly one of ratio or layers",
             "e.g. ratio: 0.25 or layers: [20, 21]",
         )
         if self.layers is not None:
-            _check(
+            check(
                 all(isinstance(i, int) and not isinstance(i, bool) for i in self.layers),
                 f"layers must be integer indices, got {list(self.layers)}",
             )
             layers = tuple(sorted(self.layers))
-            _check(len(layers) > 0, "layers must name at least one layer")
-            _check(len(set(layers)) == len(layers), f"layers repeat an index: {list(layers)}")
-            _check(layers[0] >= 0, f"layer indices must be >= 0, got {list(layers)}")
+            check(len(layers) > 0, "layers must name at least one layer")
+            check(len(set(layers)) == len(layers), f"layers repeat an index: {list(layers)}")
+            check(layers[0] >= 0, f"layer indices must be >= 0, got {list(layers)}")
             object.__setattr__(self, "layers", layers)
         _check_common(
             self.ratio, self.importance, LAYER_CRITERIA, self.calibration_samples, self.seq_len
@@ -156,13 +151,13 @@ class LayerDropConfig(CompressConfig):
 
 def _decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     layers = getattr(getattr(model, "model", None), "layers", None)
-    _check(
+    check(
         isinstance(layers, torch.nn.ModuleList)
         and all(hasattr(x, "self_attn") and hasattr(x, "mlp") for x in layers),
         f"structured pruning needs a Llama-family model, got {type(model).__name__}",
         "expected model.model.layers[i].self_attn and .mlp (Llama, Mistral, Qwen2, SmolLM2)",
     )
-    _check(
+    check(
         not getattr(model.config, "is_heterogeneous", False),
         "structured pruning of a model with per-layer config overrides is not supported",
     )
@@ -193,7 +188,7 @@ def _slice(linear: torch.nn.Linear, keep: torch.Tensor, dim: int) -> None:
 def _count(n: int | None, ratio: float | None, total: int, what: str) -> int:
     """How many of ``total`` units to remove: ``n``, or ``ratio`` of them (rounded)."""
     remove = n if n is not None else round(ratio * total)
-    _check(
+    check(
         1 <= remove < total,
         f"cannot remove {remove} of {total} {what}: at least one must go and one must stay",
         f"the model has {total} {what}; ask for 1 to {total - 1}",
@@ -237,9 +232,9 @@ def _prune_heads(model: torch.nn.Module, config: HeadPruneConfig, ctx: CompressC
     if config.unit == "kv-group":
         remove = _count(config.heads, config.ratio, n_kv, "KV groups")
     else:
-        _check(per_group > 1, "every KV group has one query head", "use unit: kv-group")
+        check(per_group > 1, "every KV group has one query head", "use unit: kv-group")
         heads = config.heads
-        _check(
+        check(
             heads is None or heads % n_kv == 0,
             f"unit 'query' removes heads evenly from {n_kv} KV groups; {heads} is not a multiple",
         )
@@ -280,7 +275,7 @@ def _prune_ffn(model: torch.nn.Module, config: FfnPruneConfig, ctx: CompressCont
     layers = _decoder_layers(model)
     size, m = model.config.intermediate_size, config.multiple_of
     keep = max(m, m * int(size * (1 - config.ratio) / m + 0.5))
-    _check(
+    check(
         keep < size,
         f"ratio {config.ratio} keeps {keep} of {size} channels after rounding to {m}: nothing to prune",
         "raise ratio or lower multiple_of",
@@ -336,7 +331,7 @@ def _drop_layers(model: torch.nn.Module, config: LayerDropConfig, ctx: CompressC
     n = len(layers)
     scores = None
     if config.layers is not None:
-        _check(
+        check(
             config.layers[-1] < n,
             f"layer index {config.layers[-1]} is out of range: the model has {n} layers",
             f"use indices 0 to {n - 1}",
