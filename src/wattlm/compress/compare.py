@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wattlm.measure.stats import ci_overlap
+
 _FIGURES = [
     # (label, path into a run, unit, higher is better)
     ("prefill tok/s", ("prefill", "tokens_per_s"), "tokens/s", True),
@@ -16,12 +18,6 @@ _FIGURES = [
 def _median(run: dict[str, Any], path: tuple[str, str]) -> float | None:
     stat = run[path[0]][path[1]]
     return None if stat is None else stat["median"]
-
-
-def _overlap(a: dict | None, b: dict | None) -> bool | None:
-    if a is None or b is None or a.get("ci95_low") is None or b.get("ci95_low") is None:
-        return None
-    return not (a["ci95_high"] < b["ci95_low"] or b["ci95_high"] < a["ci95_low"])
 
 
 def compare_results(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +64,7 @@ def compare_results(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
                     "after": va,
                     "ratio": None if vb in (None, 0) or va is None else va / vb,
                     "higher_is_better": higher,
-                    "ci_overlap": _overlap(rb[path[0]][path[1]], ra[path[0]][path[1]]),
+                    "ci_overlap": ci_overlap(rb[path[0]][path[1]], ra[path[0]][path[1]]),
                 }
             )
         runs.append(

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Stat", "median_ci_ranks", "summarize"]
+__all__ = ["Stat", "ci_overlap", "intervals_overlap", "median_ci_ranks", "summarize"]
 
 # Two-sided 95% Student t quantiles t_{0.975, df} (scipy.stats.t.ppf(0.975, df)).
 _T975 = {1: 12.706204736174698, 2: 4.302652729749464, 3: 3.182446305284263, 4: 2.7764451051977987}
@@ -51,6 +51,31 @@ class Stat:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def intervals_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two closed intervals ``(low, high)`` share at least one point.
+
+    Example:
+        >>> intervals_overlap((1.0, 2.0), (2.0, 3.0)), intervals_overlap((1.0, 2.0), (2.5, 3.0))
+        (True, False)
+    """
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def ci_overlap(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool | None:
+    """Whether the 95% intervals of two stats (:meth:`Stat.to_dict` dicts) overlap;
+    ``None`` when either has no interval.
+
+    Example:
+        >>> a = summarize([10.0, 10.5, 11.0]).to_dict()
+        >>> b = summarize([20.0, 20.5, 21.0]).to_dict()
+        >>> ci_overlap(a, a), ci_overlap(a, b), ci_overlap(a, summarize([1.0]).to_dict())
+        (True, False, None)
+    """
+    if a is None or b is None or a.get("ci95_low") is None or b.get("ci95_low") is None:
+        return None
+    return intervals_overlap((a["ci95_low"], a["ci95_high"]), (b["ci95_low"], b["ci95_high"]))
 
 
 def median_ci_ranks(n: int, level: float = 0.95) -> tuple[int, int, float] | None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from wattlm.measure.stats import intervals_overlap
+
 __all__ = ["Choice", "dominates", "intervals_overlap", "pareto_front", "recommend", "ties"]
 
 
@@ -38,11 +40,6 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
         if not any(dominates(points[j], points[i]) for j in front):
             front.append(i)
     return sorted(front)
-
-
-def intervals_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether two closed intervals share at least one point."""
-    return a[0] <= b[1] and b[0] <= a[1]
 
 
 @dataclass(frozen=True)
