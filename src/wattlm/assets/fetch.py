@@ -16,13 +16,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from wattlm._files import atomic_path, write_json
+from wattlm._progress import steps as progress_steps
 from wattlm.assets import download
 from wattlm.assets.cache import MANIFEST, asset_dir, asset_path, is_cached, manifest_for
 from wattlm.assets.catalog import Asset, Source, get_asset
 from wattlm.assets.extract import extract_source
 from wattlm.assets.local import PathLike, plan_sources
 from wattlm.assets.prepare import run_prepare
-from wattlm.assets.progress import Steps
 from wattlm.assets.verify import verify
 from wattlm.errors import WattlmError
 
@@ -91,7 +91,7 @@ def check_licence(asset: Asset, accepted: bool) -> None:
 
 def _build(asset: Asset, plan: list[tuple[Source, Path | None]], root: Path, bar: bool) -> None:
     with (
-        Steps(enabled=bar) as steps,
+        progress_steps(enabled=bar, terminal_only=True) as steps,
         tempfile.TemporaryDirectory(prefix=f".dl-{asset.name}-", dir=root) as tmp,
         atomic_path(asset_dir(asset.name), directory=True) as staging,
     ):
