@@ -31,11 +31,17 @@ def _space(**over):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_spaces_load_and_match_the_repository_copies(name):
+def test_shipped_spaces_load_from_the_package_data(name):
     space = load_space(name)
     assert space.candidates()
-    copy = REPO / "search-spaces" / f"{name}.yaml"
-    assert copy.read_text() == space_file(name).read_text(), f"search-spaces/{name}.yaml drifted"
+    assert space_file(name).parent.parts[-3:] == ("wattlm", "search", "spaces")
+
+
+def test_the_package_data_is_the_only_copy_of_the_shipped_spaces():
+    assert not (REPO / "search-spaces").exists()
+    assert sorted(p.stem for p in (REPO / "src/wattlm/search/spaces").glob("*.yaml")) == sorted(
+        SHIPPED
+    )
 
 
 def test_unknown_top_level_keys_are_one_error_listing_the_valid_ones():
