@@ -19,13 +19,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from wattlm.bench.backends import BACKEND_LABELS
+
 #: torch-side precision stages that llama.cpp replaces by its own quantization (``qtype``)
 TORCH_PRECISION = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
 #: stages that leave modules the GGUF exporter cannot write
 NOT_EXPORTABLE = frozenset({"lowrank"})
 #: stages whose packed integer layers the ONNX export does not reproduce
 NOT_ONNX = frozenset({"int8-weight", "int4-weight", "int8-dynamic"})
-BACKEND_LABELS = {"torch": "torch", "llamacpp": "llama.cpp", "onnxruntime": "ONNX Runtime"}
 
 
 def canonical(obj: Any) -> str:
