@@ -4,7 +4,6 @@ docs/measurement.md, returned as a result dict (see docs/result-format.md) and o
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import tempfile
 from pathlib import Path
@@ -15,7 +14,8 @@ import torch
 from wattlm._files import write_json
 from wattlm._progress import Steps, steps
 from wattlm._version import __version__
-from wattlm.bench.backends import backend_class
+from wattlm.bench.backends import BACKENDS, backend_class
+from wattlm.bench.backends.base import Backend
 from wattlm.bench.config import BenchConfig
 from wattlm.bench.isolated import run_phases_in_child
 from wattlm.bench.phases import run_phases, summarize_phases
@@ -25,116 +25,68 @@ from wattlm.errors import WattlmError
 from wattlm.measure.base import EnergyMeter
 from wattlm.models.load import LoadedModel, load_model
 
+#: version 2: every energy figure in both views (total and marginal), see result-format.md
+RESULT_SCHEMA_VERSION = 2
+
+#: the ``--backend`` choice that picks the backends for the model
+AUTO = "auto"
+
 
 def resolve_backends(config: BenchConfig, loaded: LoadedModel) -> list[str]:
     """The backends to run, checked before any work starts.
 
-    ``auto`` means torch, plus llama.cpp when the model is a GGUF file and ``xllamacpp`` is
-    installed. An explicit ``llamacpp`` on a model without a GGUF file is an error, and so
-    is ``onnxruntime`` without onnxruntime, on a GPU, or on weights other than float32.
+    ``auto`` means every backend that :meth:`~wattlm.bench.backends.base.Backend.auto_selects`
+    the model (torch, plus llama.cpp when the model is a GGUF file and ``xllamacpp`` is
+    installed); each backend then checks it can run the model
+    (:meth:`~wattlm.bench.backends.base.Backend.check`): e.g. ``llamacpp`` needs a GGUF file,
+    ``onnxruntime`` needs onnxruntime, the CPU and float32 weights.
     """
     names: list[str] = []
     for name in config.backends:
-        if name == "auto":
-            names.append("torch")
-            if loaded.gguf_path is not None and _has_xllamacpp():
-                names.append("llamacpp")
+        if name == AUTO:
+            names.extend(n for n in BACKENDS if backend_class(n).auto_selects(loaded))
         else:
             names.append(name)
     names = list(dict.fromkeys(names))
-    if "llamacpp" in names:
-        if loaded.gguf_path is None:
-            raise WattlmError(
-                f"the llamacpp backend needs a GGUF file; {loaded.spec!r} is not one",
-                hint="pass --model path/to/model.gguf or drop --backend llamacpp",
-            )
-        if not _has_xllamacpp():
-            raise WattlmError(
-                "the llamacpp backend needs the xllamacpp package",
-                hint='pip install "wattlm[llamacpp]"',
-            )
-    if "onnxruntime" in names:
-        _check_onnxruntime(config, loaded)
+    for name in names:
+        backend_class(name).check(config, loaded)
     return names
 
 
-def _has_xllamacpp() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("xllamacpp") is not None
-
-
-def _check_onnxruntime(config: BenchConfig, loaded: LoadedModel) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise WattlmError(
-            "the onnxruntime backend needs onnxruntime", hint='pip install "wattlm[onnx]"'
-        )
-    if config.device != "cpu":
-        raise WattlmError(
-            "the onnxruntime backend runs on the CPU provider only",
-            hint="use --device cpu, or the torch backend on a GPU",
-        )
-    dtypes = {p.dtype for p in loaded.model.parameters()}
-    if dtypes != {torch.float32}:
-        raise WattlmError(
-            f"the onnxruntime backend runs float32 exports; {loaded.spec!r} has "
-            f"{sorted(str(d).removeprefix('torch.') for d in dtypes)} weights",
-            hint="bench the float32 model (quantized/cast variants run on torch or llama.cpp)",
-        )
-
-
-def _export_onnx(loaded: LoadedModel, config: BenchConfig, workdir: Path, ui: Steps) -> dict:
-    """Export to ``workdir`` for the onnxruntime backend; what was exported, for the result."""
-    from wattlm.export.onnx_export import export_onnx
-
-    advance = ui.add(f"ONNX export ({config.onnx_export_method})")
-    done = export_onnx(loaded, workdir, method=config.onnx_export_method, precision="fp32")
+def _export(name: str, loaded: LoadedModel, config: BenchConfig, workdir: Path, ui: Steps):
+    """What backend ``name`` runs instead of the loaded model (exported into ``workdir``)."""
+    cls = backend_class(name)
+    if cls.export.__func__ is Backend.export.__func__:  # it runs the loaded model itself
+        return None
+    advance = ui.add(f"export for {name}")
+    exported = cls.export(loaded, config, workdir / name)
     advance(total=1)
-    info = dataclasses.asdict(done)
-    return {**info, "path": str(done.path)}
+    return exported
 
 
-def _backend_kwargs(name, loaded, config, batch_size, onnx_path=None):
-    if name == "torch":
-        return {"model": loaded.model, "threads": config.resolved_threads}
-    if name == "onnxruntime":
-        return {
-            "onnx_path_or_folder": onnx_path,
-            "threads": config.resolved_threads,
-            "batch_size": batch_size,
-        }
-    return {
-        "gguf_path": loaded.gguf_path,
-        "threads": config.resolved_threads,
-        "batch_size": batch_size,
-        "context_tokens": config.prompt_tokens + config.new_tokens + 8,
-        "n_gpu_layers": 99 if config.device.startswith("cuda") else 0,
-    }
-
-
-def _measure(name, loaded, config, batch, prompts, meter, isolate, advance, onnx=None):
+def _measure(name, loaded, config, batch, prompts, meter, isolate, advance, exported=None):
     """Samples and backend details of one (backend, batch) run.
 
-    llama.cpp and ONNX Runtime run in their own process when ``isolate`` (see
+    Backends that ask for it (:attr:`~wattlm.bench.backends.base.Backend.isolated`:
+    llama.cpp, ONNX Runtime) run in their own process when ``isolate`` (see
     :mod:`wattlm.bench.isolated`); torch, and any run measured by a caller-supplied meter,
     run in this process.
     """
-    kwargs = _backend_kwargs(name, loaded, config, batch, onnx and onnx["path"])
+    cls = backend_class(name)
+    kwargs = cls.options(loaded, config, batch, exported)
     common = {"new_tokens": config.new_tokens, "warmup": config.warmup, "repeats": config.repeats}
-    if isolate and name != "torch":
+    if isolate and cls.isolated:
         samples, details, _ = run_phases_in_child(
             name, kwargs, prompts, meter_kind=config.meter, device=config.device, **common
         )
         advance(config.warmup + config.repeats)
         details = {**details, "process": "isolated"}
     else:
-        with backend_class(name)(**kwargs) as backend:
+        with cls(**kwargs) as backend:
             samples = run_phases(backend, prompts, meter=meter, on_step=advance, **common)
             details = {**backend.describe(), "process": "shared"}
-    if name == "onnxruntime":
-        details["export"] = onnx
+    if exported is not None:
+        details["export"] = exported
     return samples, details
 
 
@@ -209,10 +161,9 @@ def bench(
         check_context(model.context_length, config.prompt_tokens, config.new_tokens)
         prompt_ids = model.tokenizer(load_text(config.data, split="validation")).input_ids
         quality = _quality(model, config, ui)
-        onnx = None
-        if "onnxruntime" in backends:  # a scratch export: the result records what it was
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wattlm-")))
-            onnx = _export_onnx(model, config, workdir, ui)
+        # scratch exports (e.g. ONNX): each run's backend details record what was exported
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wattlm-")))
+        exported = {name: _export(name, model, config, workdir, ui) for name in backends}
         intensity = grid_intensity(config.grid_intensity_g_per_kwh)
         runs = []
         for name in backends:
@@ -222,7 +173,7 @@ def bench(
                 )
                 advance = ui.add(f"{name} batch {batch}", total=config.warmup + config.repeats)
                 samples, details = _measure(
-                    name, model, config, batch, prompts, meter, isolate, advance, onnx
+                    name, model, config, batch, prompts, meter, isolate, advance, exported[name]
                 )
                 runs.append(
                     _run_entry(
@@ -238,7 +189,7 @@ def bench(
                 )
     model_info = model.describe()
     result = {
-        "schema_version": 1,
+        "schema_version": RESULT_SCHEMA_VERSION,
         "kind": "bench",
         "wattlm_version": __version__,
         "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -253,6 +204,7 @@ def bench(
             "source": meter.source,
             "meter": meter.describe(),
             "idle_subtracted": meter.idle_power_w() is not None,
+            "views": dict(meter.methods),
         },
         "carbon": intensity.to_dict(),
         "runs": runs,
@@ -269,7 +221,7 @@ def _run_entry(name, batch, config, threads, meter, samples, details, intensity)
         "backend": name,
         "batch_size": batch,
         "threads": threads,
-        "dtype": _run_dtype(name, config, details),
+        "dtype": backend_class(name).run_dtype(config, details),
         "device": config.device,
         "prompt_tokens": config.prompt_tokens,
         "new_tokens": config.new_tokens,
@@ -292,33 +244,15 @@ def _run_entry(name, batch, config, threads, meter, samples, details, intensity)
     }
 
 
-def _run_dtype(name: str, config: BenchConfig, details: dict[str, Any]) -> str:
-    if name == "torch":
-        return config.dtype
-    if name == "onnxruntime":
-        return "float32"
-    return details.get("file_type", "gguf")
-
-
 def _notes(model: LoadedModel, backends: list[str], meter: EnergyMeter) -> list[str]:
     notes = list(model.notes)
-    if "llamacpp" in backends:
-        notes.append(
-            "llama.cpp runs the GGUF file with its own quantized kernels; perplexity was "
-            "measured with torch on the dequantized weights; each llama.cpp run is measured in "
-            "its own process (when wattlm chooses the meter), because torch's OpenMP runtime "
-            "slows llama.cpp in a shared process"
-        )
-    if "onnxruntime" in backends:
-        notes.append(
-            "ONNX Runtime runs a float32 ONNX export of the model (KV cache kept in ONNX "
-            "Runtime); the export's logits were checked against torch's (within 1e-4), so the "
-            "torch perplexity holds for it; each ONNX Runtime run is measured in its own process"
-        )
+    notes.extend(n for n in (backend_class(b).note for b in backends) if n)
     if meter.source.startswith("estimate:"):
         notes.append(
-            "energy is an estimate (no sensor on this machine): process CPU time × per-core "
-            "power model + DRAM; see docs/energy.md"
+            "energy is an estimate (no sensor on this machine): static power of the held "
+            "cores × wall time + CPU time × dynamic power per core + DRAM (estimate:cpu-v2; "
+            "estimate:cpu-tdp-v1 counts CPU time only), with a band from the model's "
+            "parameter ranges; see docs/energy.md"
         )
     return notes
 

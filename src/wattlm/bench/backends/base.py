@@ -3,12 +3,29 @@
 A backend keeps the state of the last :meth:`Backend.prefill` (KV cache, or a warm prompt
 cache in llama.cpp) so that :meth:`Backend.decode` measures decode work only. The bench
 runner wraps each call in its own energy window.
+
+Each backend also answers for itself before it is built (class attributes and class
+methods, so the bench runner and the search never switch on backend names): whether it is
+installed (:meth:`Backend.is_available`, with the extra that installs it), whether it can
+run a given model and config (:meth:`Backend.check`), whether ``--backend auto`` picks it
+(:meth:`Backend.auto_selects`), what it runs besides the loaded model
+(:meth:`Backend.export`), its constructor arguments (:meth:`Backend.options`), and what
+the search must know about it (:attr:`Backend.runs_gguf`, :attr:`Backend.replaces_stages`,
+:attr:`Backend.refuses_stages`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from wattlm.errors import WattlmError
+
+if TYPE_CHECKING:
+    from wattlm.bench.config import BenchConfig
+    from wattlm.models.load import LoadedModel
 
 
 class Backend(ABC):
@@ -16,9 +33,100 @@ class Backend(ABC):
 
     Subclasses set :attr:`name` and implement the three methods. ``prompts`` is a list of
     token-id lists, all of the same length (the bench cuts them to exact lengths).
+
+    Example:
+        >>> from wattlm.bench.backends import backend_class
+        >>> cls = backend_class("llamacpp")
+        >>> cls.requires, cls.install_hint(), cls.isolated, cls.runs_gguf
+        ('xllamacpp', 'pip install "wattlm[llamacpp]"', True, True)
+        >>> backend_class("torch").is_available()
+        True
     """
 
-    name: str = ""
+    name: ClassVar[str] = ""
+    #: the Python package the backend imports (``None``: torch, always installed)
+    requires: ClassVar[str | None] = None
+    #: the ``wattlm[...]`` extra that installs :attr:`requires`
+    extra: ClassVar[str | None] = None
+    #: measured in a process of its own when wattlm chooses the meter (see
+    #: :mod:`wattlm.bench.isolated`); built there from plain :meth:`options`
+    isolated: ClassVar[bool] = False
+    #: added to a result's notes when this backend ran
+    note: ClassVar[str | None] = None
+    #: runs a GGUF file at a GGUF type (``qtype``) of its own, which the search exports
+    runs_gguf: ClassVar[bool] = False
+    #: recipe stages (methods) the backend replaces by its own quantization: dropped
+    replaces_stages: ClassVar[frozenset[str]] = frozenset()
+    #: recipe stages (methods) whose layers the backend cannot run, and why
+    refuses_stages: ClassVar[frozenset[str]] = frozenset()
+    refusal: ClassVar[str] = ""
+
+    # -- what the backend says about itself before it is built ------------------------------
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether the package this backend needs is installed."""
+        return cls.requires is None or importlib.util.find_spec(cls.requires) is not None
+
+    @classmethod
+    def install_hint(cls) -> str:
+        """How to install what the backend needs."""
+        return f'pip install "wattlm[{cls.extra}]"' if cls.extra else "pip install wattlm"
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise a :class:`~wattlm.errors.WattlmError` (with the install hint) if missing."""
+        if not cls.is_available():
+            raise WattlmError(
+                f"the {cls.name} backend needs the {cls.requires} package",
+                hint=cls.install_hint(),
+            )
+
+    @classmethod
+    def check(cls, config: BenchConfig, loaded: LoadedModel) -> None:
+        """Raise a :class:`~wattlm.errors.WattlmError` if this backend cannot run
+        ``loaded`` under ``config`` (checked before any work starts)."""
+        cls.check_available()
+
+    @classmethod
+    def auto_selects(cls, loaded: LoadedModel) -> bool:
+        """Whether ``--backend auto`` runs this backend on ``loaded``."""
+        return False
+
+    @classmethod
+    def export(
+        cls, loaded: LoadedModel, config: BenchConfig, workdir: Path
+    ) -> dict[str, Any] | None:
+        """Write what this backend runs instead of ``loaded`` into ``workdir`` (e.g. an
+        ONNX graph) and describe it for the result; ``None``: it runs ``loaded`` itself."""
+        return None
+
+    @classmethod
+    def options(
+        cls,
+        loaded: LoadedModel,
+        config: BenchConfig,
+        batch_size: int,
+        exported: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Keyword arguments of the constructor for one (model, config, batch) run."""
+        raise NotImplementedError(f"{cls.__name__}.options")
+
+    @classmethod
+    def run_dtype(cls, config: BenchConfig, details: dict[str, Any]) -> str:
+        """The weights' type as this backend runs them (a run's ``dtype``)."""
+        return config.dtype
+
+    @classmethod
+    def incompatible(cls, methods: set[str]) -> str | None:
+        """Why recipe stages ``methods`` cannot run on this backend, or ``None``.
+
+        Example:
+            >>> from wattlm.bench.backends import backend_class
+            >>> backend_class("onnxruntime").incompatible({"int8-weight", "prune"})
+            'int8-weight layers are not exported faithfully to ONNX'
+        """
+        bad = sorted(methods & cls.refuses_stages)
+        return f"{', '.join(bad)} {cls.refusal}" if bad else None
 
     @abstractmethod
     def prefill(self, prompts: list[list[int]]) -> list[int]:

@@ -38,7 +38,7 @@ from typing import Any
 from wattlm.bench.backends import _llamacpp_server as srv
 from wattlm.bench.backends.base import Backend
 from wattlm.errors import WattlmError
-from wattlm.models.gguf import GgufInfo, check_gguf
+from wattlm.export.gguf_reader import GgufInfo, check_gguf
 
 BARRIER_TIMEOUT_S = 10.0
 
@@ -53,7 +53,7 @@ class LlamaCppBackend(Backend):
     """Greedy prefill/decode of a GGUF model on llama.cpp, ``batch_size`` sequences at once.
 
     Args:
-        gguf_path: the model file (checked with :func:`~wattlm.models.gguf.check_gguf`).
+        gguf_path: the model file (checked with :func:`~wattlm.export.gguf_reader.check_gguf`).
         threads: CPU threads for both prompt and generation batches.
         batch_size: server slots, the most sequences per call.
         context_tokens: room per slot: prompt plus new tokens must fit.
@@ -69,6 +69,49 @@ class LlamaCppBackend(Backend):
     """
 
     name = "llamacpp"
+    requires = "xllamacpp"
+    extra = "llamacpp"
+    isolated = True
+    note = (
+        "llama.cpp runs the GGUF file with its own quantized kernels; perplexity was "
+        "measured with torch on the dequantized weights; each llama.cpp run is measured in "
+        "its own process (when wattlm chooses the meter), because torch's OpenMP runtime "
+        "slows llama.cpp in a shared process"
+    )
+    runs_gguf = True
+    #: torch-side precision stages: llama.cpp quantizes by its GGUF type (``qtype``) instead
+    replaces_stages = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
+    refuses_stages = frozenset({"lowrank"})
+    refusal = "layers cannot be exported to GGUF for llama.cpp"
+
+    @classmethod
+    def check(cls, config: Any, loaded: Any) -> None:
+        if loaded.gguf_path is None:
+            raise WattlmError(
+                f"the llamacpp backend needs a GGUF file; {loaded.spec!r} is not one",
+                hint="pass --model path/to/model.gguf or drop --backend llamacpp",
+            )
+        cls.check_available()
+
+    @classmethod
+    def auto_selects(cls, loaded: Any) -> bool:
+        return loaded.gguf_path is not None and cls.is_available()
+
+    @classmethod
+    def options(
+        cls, loaded: Any, config: Any, batch_size: int, exported: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {
+            "gguf_path": loaded.gguf_path,
+            "threads": config.resolved_threads,
+            "batch_size": batch_size,
+            "context_tokens": config.prompt_tokens + config.new_tokens + 8,
+            "n_gpu_layers": 99 if config.device.startswith("cuda") else 0,
+        }
+
+    @classmethod
+    def run_dtype(cls, config: Any, details: dict[str, Any]) -> str:
+        return details.get("file_type", "gguf")
 
     def __init__(
         self,

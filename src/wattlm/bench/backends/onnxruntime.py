@@ -59,6 +59,58 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
+    requires = "onnxruntime"
+    extra = "onnx"
+    isolated = True
+    note = (
+        "ONNX Runtime runs a float32 ONNX export of the model (KV cache kept in ONNX "
+        "Runtime); the export's logits were checked against torch's (within 1e-4), so the "
+        "torch perplexity holds for it; each ONNX Runtime run is measured in its own process"
+    )
+    #: torch's packed integer layers do not export faithfully
+    refuses_stages = frozenset({"int8-weight", "int4-weight", "int8-dynamic"})
+    refusal = "layers are not exported faithfully to ONNX"
+
+    @classmethod
+    def check(cls, config: Any, loaded: Any) -> None:
+        if not cls.is_available():
+            raise WattlmError("the onnxruntime backend needs onnxruntime", hint=cls.install_hint())
+        if config.device != "cpu":
+            raise WattlmError(
+                "the onnxruntime backend runs on the CPU provider only",
+                hint="use --device cpu, or the torch backend on a GPU",
+            )
+        dtypes = {str(p.dtype).removeprefix("torch.") for p in loaded.model.parameters()}
+        if dtypes != {"float32"}:
+            raise WattlmError(
+                f"the onnxruntime backend runs float32 exports; {loaded.spec!r} has "
+                f"{sorted(dtypes)} weights",
+                hint="bench the float32 model (quantized/cast variants run on torch or llama.cpp)",
+            )
+
+    @classmethod
+    def export(cls, loaded: Any, config: Any, workdir: Path) -> dict[str, Any]:
+        """A float32 ONNX export with a KV cache (by ``config.onnx_export_method``)."""
+        import dataclasses
+
+        from wattlm.export.onnx_export import export_onnx
+
+        done = export_onnx(loaded, workdir, method=config.onnx_export_method, precision="fp32")
+        return {**dataclasses.asdict(done), "path": str(done.path)}
+
+    @classmethod
+    def options(
+        cls, loaded: Any, config: Any, batch_size: int, exported: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {
+            "onnx_path_or_folder": exported and exported["path"],
+            "threads": config.resolved_threads,
+            "batch_size": batch_size,
+        }
+
+    @classmethod
+    def run_dtype(cls, config: Any, details: dict[str, Any]) -> str:
+        return "float32"
 
     def __init__(self, onnx_path_or_folder: str | Path, *, threads: int, batch_size: int):
         self.threads = _positive("threads", threads)

@@ -23,6 +23,16 @@ class TorchBackend(Backend):
 
     name = "torch"
 
+    @classmethod
+    def auto_selects(cls, loaded: Any) -> bool:
+        return True
+
+    @classmethod
+    def options(
+        cls, loaded: Any, config: Any, batch_size: int, exported: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {"model": loaded.model, "threads": config.resolved_threads}
+
     def __init__(self, model: torch.nn.Module, *, threads: int | None = None) -> None:
         if threads is not None:
             if threads < 1:
@@ -39,9 +49,7 @@ class TorchBackend(Backend):
 
         ids = torch.tensor(prompts, dtype=torch.long, device=self.device)
         self._cache = DynamicCache(config=self.model.config)
-        out = self.model(
-            input_ids=ids, cache=self._cache, use_cache=True, logits_to_keep=1
-        )
+        out = self.model(input_ids=ids, cache=self._cache, use_cache=True, logits_to_keep=1)
         self._next = out.logits[:, -1].argmax(-1)
         return self._next.tolist()
 
