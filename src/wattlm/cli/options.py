@@ -122,7 +122,9 @@ MaxTime = Annotated[
 ]
 BatchSize = Annotated[int | None, typer.Option(help="Samples per micro-batch and process.")]
 GradAccum = Annotated[int | None, typer.Option(help="Micro-batches per optimizer step.")]
-Optimizer = Annotated[str | None, typer.Option(help="adamw, sgd, adafactor or adamw8bit on CUDA.")]
+Optimizer = Annotated[
+    str | None, typer.Option(help="adamw, sgd, adagrad, adafactor or adamw8bit on CUDA.")
+]
 WeightDecay = Annotated[float | None, typer.Option(help="Decoupled weight decay.")]
 Momentum = Annotated[float | None, typer.Option(help="SGD momentum.")]
 Schedule = Annotated[str | None, typer.Option(help="After warm-up: constant, linear or cosine.")]
@@ -140,6 +142,15 @@ GradientCheckpointing = Annotated[
         "--gradient-checkpointing/--no-gradient-checkpointing",
         help="Recompute activations in backward (less memory).",
     ),
+]
+TrainLayers = Annotated[
+    str | None,
+    typer.Option(help="Which weights train: all, freeze-embeddings, freeze-lower or lora."),
+]
+LoraRank = Annotated[int | None, typer.Option(help="Rank of the LoRA adapters.")]
+LengthBatching = Annotated[
+    str | None,
+    typer.Option(help="longest (pad to each batch's longest) or bucketed (similar lengths)."),
 ]
 Compile = Annotated[
     bool | None, typer.Option("--compile/--no-compile", help="torch.compile the trained model.")

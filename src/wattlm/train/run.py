@@ -20,6 +20,7 @@ from wattlm.train.config import RecipeConfig
 from wattlm.training import checkpoint as ckpt
 from wattlm.training.data import LABELLED, TEXT, LabelledData, build_train_data, data_kind
 from wattlm.training.ddp import DistEnv, barrier
+from wattlm.training.layers import merge_lora
 from wattlm.training.loop import disable_checkpointing
 from wattlm.training.options import DataConfig, TrainOptions
 
@@ -200,6 +201,7 @@ def save_trained(lm: LoadedModel, out: Path) -> None:
     transformers.utils.logging.disable_progress_bar()  # wattlm prints its own lines
     model = lm.model
     disable_checkpointing(model)
+    merge_lora(model)  # LoRA adapters folded into the weights: the saved model needs no PEFT
     if hasattr(getattr(model, "config", None), "use_cache"):
         model.config.use_cache = True  # inference default; training turned it off
     model.eval()

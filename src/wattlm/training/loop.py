@@ -44,7 +44,7 @@ import torch
 
 from wattlm.errors import WattlmError
 from wattlm.training import checkpoint as ckpt
-from wattlm.training.data import step_plan, steps_per_epoch
+from wattlm.training.data import bucket_plan, step_plan, steps_per_epoch
 from wattlm.training.ddp import DistEnv, all_reduce_sum, any_true, barrier, wrap
 from wattlm.training.optim import build_optimizer, build_schedule, make_precision
 from wattlm.training.options import TrainOptions
@@ -310,6 +310,9 @@ def train_loop(spec: LoopSpec) -> LoopResult:
                     len(spec.data), batch_size=opts.batch_size, grad_accum=opts.grad_accum,
                     epoch=pos["epoch"], seed=opts.seed, rank=env.rank, world_size=env.world_size,
                 )  # fmt: skip
+                if opts.length_batching == "bucketed" and hasattr(spec.data, "lengths"):
+                    lengths = spec.data.lengths()
+                    plan = bucket_plan(plan, lengths, seed=opts.seed, epoch=pos["epoch"])
                 for groups in plan[pos["step_in_epoch"] : t.per_epoch]:
                     record = t.step(groups)
                     loss_last = record["loss"]
@@ -401,12 +404,19 @@ def _printer(spec: LoopSpec) -> Callable[[str], None]:
 
 
 def prepare_model(model: torch.nn.Module, options: TrainOptions) -> None:
-    """Apply the model-level options in place: no KV cache while training, gradient
+    """Apply the model-level options in place: no KV cache while training, which layers
+    train (``train_layers``: frozen or LoRA-adapted, :mod:`wattlm.training.layers`), gradient
     checkpointing (non-reentrant) and ``torch.compile`` (``Module.compile``, which keeps
     the state-dict names, so checkpoints stay compatible)."""
     config = getattr(model, "config", None)
     if config is not None and hasattr(config, "use_cache"):
         config.use_cache = False
+    if options.train_layers != "all":
+        from wattlm.training.layers import apply_train_layers
+
+        apply_train_layers(
+            model, options.train_layers, lora_rank=options.lora_rank, seed=options.seed
+        )
     if options.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise WattlmError(f"{type(model).__name__} does not support gradient checkpointing")

@@ -77,6 +77,8 @@ def build_optimizer(
         return torch.optim.AdamW(groups, lr=options.lr)
     if options.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=options.lr, momentum=options.momentum)
+    if options.optimizer == "adagrad":
+        return torch.optim.Adagrad(groups, lr=options.lr)
     if options.optimizer == "adafactor":
         return torch.optim.Adafactor(groups, lr=options.lr)
     import bitsandbytes as bnb  # adamw8bit; check_environment ran first

@@ -11,7 +11,7 @@ Example:
     True
     >>> TrainOptions(optimizer="lion")
     Traceback (most recent call last):
-    wattlm.errors.WattlmError: unknown optimizer 'lion' (choose from: adamw, sgd, adafactor, adamw8bit)
+    wattlm.errors.WattlmError: unknown optimizer 'lion' (choose from: adamw, sgd, adagrad, adafactor, adamw8bit)
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from wattlm.data.splits import SPLITS
 from wattlm.measure import METER_KINDS
 from wattlm.models.names import TASKS as MODEL_TASKS
 
-OPTIMIZERS = ("adamw", "sgd", "adafactor", "adamw8bit")
+OPTIMIZERS = ("adamw", "sgd", "adagrad", "adafactor", "adamw8bit")
 SCHEDULES = ("constant", "linear", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
+TRAIN_LAYERS = ("all", "freeze-embeddings", "freeze-lower", "lora")
+LENGTH_BATCHING = ("longest", "bucketed")
 #: a recipe's task: ``auto`` reads it from the model and data
 TASKS = ("auto", *MODEL_TASKS)
 
@@ -43,8 +45,8 @@ class TrainOptions(Config):
         batch_size: samples per micro-batch and per process.
         grad_accum: micro-batches accumulated per optimizer step. The global batch is
             ``batch_size × grad_accum × processes``.
-        optimizer: ``adamw``, ``sgd`` (with ``momentum``), ``adafactor`` or ``adamw8bit``
-            (bitsandbytes, CUDA only).
+        optimizer: ``adamw``, ``sgd`` (with ``momentum``), ``adagrad``, ``adafactor`` or
+            ``adamw8bit`` (bitsandbytes, CUDA only).
         weight_decay: decoupled weight decay (not applied to biases and norms).
         momentum: SGD momentum.
         schedule: learning rate after warm-up: ``constant``, ``linear`` or ``cosine`` decay
@@ -56,6 +58,14 @@ class TrainOptions(Config):
         gradient_checkpointing: recompute activations in the backward pass (less memory,
             about one more forward of compute).
         compile: ``torch.compile`` the trained model.
+        train_layers: which parameters train: ``all``, ``freeze-embeddings``,
+            ``freeze-lower`` (embeddings and the lower half of the layers) or ``lora``
+            (PEFT adapters of rank ``lora_rank`` on the attention projections, merged into
+            the weights when the model is saved); see :mod:`wattlm.training.layers`.
+        lora_rank: rank of the LoRA adapters.
+        length_batching: ``longest`` (each micro-batch padded to its longest sample) or
+            ``bucketed`` (samples of similar length batched together, then the batches
+            shuffled: less padding).
         seed: seeds the initialisation of new weights, data order and dropout.
         checkpoint_every: save a resumable checkpoint every N steps (0: never).
         keep_checkpoints: keep the last checkpoint after the run finishes.
@@ -83,6 +93,9 @@ class TrainOptions(Config):
     precision: str = "fp32"
     gradient_checkpointing: bool = False
     compile: bool = False
+    train_layers: str = "all"
+    lora_rank: int = 8
+    length_batching: str = "longest"
     seed: int = 0
     checkpoint_every: int = 0
     keep_checkpoints: bool = False
@@ -111,6 +124,9 @@ class TrainOptions(Config):
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("train_layers", self.train_layers, TRAIN_LAYERS)
+        check_choice("length batching", self.length_batching, LENGTH_BATCHING)
+        check_int("lora_rank", self.lora_rank, 1)
         check_choice("meter", self.meter, METER_KINDS)
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
