@@ -117,7 +117,7 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
         replies = {
             r.metadata.src_node_id: r for r in grid.send_and_receive(sent, timeout=cfg.timeout_s)
         }
-        clients, updates, used = [], [], []
+        clients, updates = [], []
         meter.begin_window("aggregate")
         for msg in sent:
             node = msg.metadata.dst_node_id
@@ -132,7 +132,6 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
                     reason = str(err)
                 if reason is None:
                     updates.append((weights, entry["rows"]))
-                    used.append(msg)
                 else:
                     entry.update(status="rejected", reason=reason)
                     log.warning(
@@ -142,16 +141,17 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
                         reason,
                     )
             clients.append(entry)
-        new = aggregate(strategy, rnd, updates, used) if updates else None
+        new = aggregate(strategy, rnd, updates)
         agg = meter.end_window("aggregate")
         if new is not None:
             arrays = new
         set_arrays(lm.model, arrays)
         quality = _evaluate(lm, rows, cfg, meter)
+        clients.sort(key=lambda c: (c["partition"] is None, c["partition"] or 0))
         record["rounds"].append(
             {
                 "round": rnd,
-                "clients": sorted(clients, key=lambda c: (c["partition"] is None, c["partition"])),
+                "clients": clients,
                 "aggregated": len(updates),
                 "failed": [c["partition"] for c in clients if c["status"] != "ok"],
                 "server": {

@@ -71,29 +71,40 @@ def restore_strategy(strategy, state: dict[str, Any]) -> None:
         setattr(strategy, name, value)
 
 
-def aggregate(strategy, rnd: int, updates: list[tuple[dict[str, np.ndarray], int]], sent):
+def aggregate(strategy, rnd: int, updates: list[tuple[dict[str, np.ndarray], int]]):
     """Aggregate client weights with ``strategy`` (Flower's ``aggregate_train``).
 
-    ``updates`` are ``(weights, training rows)`` per client; ``sent`` the instruction
-    message each replies to. Returns the new global weights as float32 arrays (``None``
-    when no update came back).
+    ``updates`` are ``(weights, training rows)`` per client, already decoded and checked.
+    Returns the new global weights as float32 arrays (``None`` when there are none).
     """
-    from flwr.app import Message, MetricRecord, RecordDict
+    import time
+
+    from flwr.app import DEFAULT_TTL, Message, Metadata, MetricRecord, RecordDict
 
     from wattlm.federate.codec import from_record, to_record
 
-    replies = [
-        Message(
-            RecordDict(
-                {
-                    "arrays": to_record(w),
-                    "metrics": MetricRecord({"num-examples": int(n), "unit-weight": 1}),
-                }
-            ),
-            reply_to=msg,
+    replies = []
+    for i, (weights, rows) in enumerate(updates):
+        content = RecordDict(
+            {
+                "arrays": to_record(weights),
+                "metrics": MetricRecord({"num-examples": int(rows), "unit-weight": 1}),
+            }
         )
-        for (w, n), msg in zip(updates, sent, strict=True)
-    ]
+        meta = Metadata(
+            run_id=0,
+            message_id="",
+            src_node_id=i + 1,
+            dst_node_id=0,
+            reply_to_message_id="",
+            group_id=str(rnd),
+            created_at=time.time(),
+            ttl=DEFAULT_TTL,
+            message_type="train",
+        )
+        replies.append(Message(content, metadata=meta))
+    if not replies:
+        return None
     arrays, _ = strategy.aggregate_train(rnd, replies)
     if arrays is None:
         return None

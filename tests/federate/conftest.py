@@ -1,0 +1,30 @@
+"""A tiny classifier saved to disk and a small labelled folder, for federated runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wattlm.testing.tiny import tiny_classifier
+
+POSITIVE = ["good", "great", "fine", "nice", "lovely"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
+
+
+@pytest.fixture(scope="session")
+def tiny_setup(tmp_path_factory):
+    """``(model_dir, data_dir)``: a 2-layer BERT classifier and train/validation/test.jsonl."""
+    root = tmp_path_factory.mktemp("fed")
+    lm = tiny_classifier()
+    lm.model.save_pretrained(root / "model")
+    lm.tokenizer.save_pretrained(root / "model")
+    data = root / "data"
+    data.mkdir()
+    for split, n in (("train", 40), ("validation", 8), ("test", 16)):
+        with (data / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
+            for i in range(n):
+                y = i % 2
+                word = (POSITIVE if y else NEGATIVE)[i % 5]
+                fh.write(json.dumps({"text": f"a {word} film {i}", "label": y}) + "\n")
+    return root / "model", data

@@ -1,0 +1,75 @@
+"""Federated runs on Flower's simulation runtime (Ray) with a tiny classifier."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("flwr")
+pytest.importorskip("ray")
+
+from wattlm.federate.codec import record_bytes, to_record  # noqa: E402
+from wattlm.federate.config import FederateConfig  # noqa: E402
+from wattlm.federate.local import get_arrays, load_global_model  # noqa: E402
+from wattlm.federate.run import federate  # noqa: E402
+from wattlm.report.result import validate_result  # noqa: E402
+
+
+def _cfg(tiny_setup, **kw) -> FederateConfig:
+    model, data = tiny_setup
+    base = dict(model=str(model), data=str(data), lr=1e-3, batch_size=8, seq_len=16, meter="estimate")
+    return FederateConfig(**{**base, **kw})
+
+
+def test_two_clients_one_round_writes_a_valid_record(tiny_setup, tmp_path):
+    cfg = _cfg(tiny_setup, clients=2, rounds=1)
+    result = federate(cfg, tmp_path / "run", progress=False)
+    on_disk = json.loads((tmp_path / "run" / "federate.json").read_text())
+    validate_result(on_disk)
+    assert on_disk["kind"] == "federate" and (tmp_path / "run" / "report.html").is_file()
+    (rnd,) = result["rounds"]
+    assert [c["partition"] for c in rnd["clients"]] == [0, 1]
+    assert rnd["aggregated"] == 2 and rnd["failed"] == []
+    weights = get_arrays(load_global_model(cfg).model)
+    payload = 4 * sum(a.size for a in weights.values())
+    for c in rnd["clients"]:
+        assert c["status"] == "ok" and c["rows"] == 20 and c["steps"] == 3
+        assert c["energy_j"] > 0 and c["energy_source"].startswith("estimate:")
+        assert payload < c["uplink_bytes"] < payload + 1_000 * len(weights)  # headers: ids, npy
+        # the global model went down with the config: at least the weights' own record
+        assert c["downlink_bytes"] > record_bytes(to_record(weights))
+    t = result["totals"]
+    assert t["bytes"] == sum(c["uplink_bytes"] + c["downlink_bytes"] for c in rnd["clients"])
+    expected = sum(c["energy_j"] for c in rnd["clients"]) + rnd["server"]["aggregate_energy_j"]
+    assert t["energy_j"] == pytest.approx(expected)
+    assert [p["rounds_ok"] for p in result["per_client"]] == [1, 1]
+
+
+@pytest.mark.slow
+def test_crashed_and_corrupt_clients_do_not_end_the_run_and_a_killed_run_resumes(
+    tiny_setup, tmp_path
+):
+    from wattlm.federate.server import AbortedRun
+
+    cfg = _cfg(
+        tiny_setup,
+        clients=3,
+        rounds=2,
+        compression="int8",
+        faults=("crash@1:1", "nan@1:2", "abort@2:0"),
+    )
+    out = tmp_path / "run"
+    with pytest.raises(AbortedRun):
+        federate(cfg, out, progress=False)
+    assert not (out / "federate.json").exists()
+    result = federate(cfg, out, resume=True, progress=False)
+    assert [r["round"] for r in result["rounds"]] == [1, 2]
+    assert result["resumed_after"] == [1]
+    first = {c["partition"]: c for c in result["rounds"][0]["clients"]}
+    assert first[0]["status"] == "ok"
+    assert first[1]["status"] == "failed" and "injected crash" in first[1]["reason"]
+    assert first[2]["status"] == "rejected" and "non-finite" in first[2]["reason"]
+    assert result["rounds"][0]["aggregated"] == 1 and result["rounds"][0]["failed"] == [1, 2]
+    assert result["rounds"][1]["aggregated"] == 3
+    assert [p["rounds_failed"] for p in result["per_client"]] == [0, 1, 1]
