@@ -11,7 +11,7 @@ from wattlm.compress.qmath import snr_db
 from wattlm.errors import WattlmError
 from wattlm.export import QTYPES, export_gguf, unpermute_rope
 from wattlm.export._gguf_vocab import vocab_from_tokenizer
-from wattlm.models.gguf import check_gguf
+from wattlm.export.gguf_reader import check_gguf
 from wattlm.testing.tiny import tiny_causal_lm
 
 PER_LAYER = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output"]

@@ -88,7 +88,7 @@ def test_dequantized_gguf_weights_match_transformers_loading(base, tmp_path):
 
     from wattlm.export.gguf_writer import export_gguf
     from wattlm.models.load import load_model
-    from wattlm.search._gguf import load_gguf_weights_
+    from wattlm.export.gguf_weights import load_gguf_weights_
 
     path = export_gguf(base.model, base.tokenizer, tmp_path / "m.gguf", qtype="q4_0")
     ours = copy.deepcopy(base.model)

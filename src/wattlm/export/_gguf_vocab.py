@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFReader, GGUFWriter, TokenType
+from gguf import GGUFWriter, TokenType
 
 from wattlm.errors import WattlmError
+from wattlm.export.gguf_reader import check_gguf
 
 #: structure of tokenizer.json's pre_tokenizer -> llama.cpp's ``tokenizer.ggml.pre``
 PRE_TOKENIZERS = {
@@ -131,12 +132,12 @@ def vocab_from_tokenizer(tokenizer: Any, vocab_size: int) -> Vocab:
 
 
 def vocab_from_gguf(path: str | Path) -> Vocab:
-    """Read the ``tokenizer.*`` metadata of an existing GGUF file (about 2 s for SmolLM2)."""
-    fields = GGUFReader(path).fields
+    """Read the ``tokenizer.*`` metadata of an existing GGUF file."""
+    arrays = tuple(f"tokenizer.ggml.{k}" for k in ("tokens", "token_type", "merges"))
+    meta = check_gguf(path, arrays=arrays).metadata
 
     def get(key: str, default: Any = None) -> Any:
-        f = fields.get(f"tokenizer.{key}")
-        return default if f is None else f.contents()
+        return meta.get(f"tokenizer.{key}", default)
 
     if get("ggml.model") != "gpt2":
         raise WattlmError(

@@ -23,6 +23,7 @@ import torch
 
 from wattlm._files import atomic_path
 from wattlm.errors import WattlmError
+from wattlm.export.gguf_reader import check_gguf
 from wattlm.models.fingerprint import disk_bytes, parameter_count, state_dict_sha256, weight_bytes
 from wattlm.models.marked import COMPRESSION_FILE, format_for, marker_of
 from wattlm.models.names import DTYPE_NAMES, TASKS, torch_dtype
@@ -205,8 +206,6 @@ def load_model(
     notes: list[str] = []
     try:
         if fmt == "gguf":
-            from wattlm.models.gguf import check_gguf
-
             check_gguf(path)
             src, kwargs["gguf_file"] = str(path.parent), path.name
             notes.append(

@@ -119,7 +119,7 @@ def build_variant(base: Any, spec: TrialSpec, folder: Path) -> tuple[Any, int, l
         loaded = LoadedModel(model, base.tokenizer, label, task=base.task, compression=log)
         return loaded, weight_bytes(model), []
     from wattlm.export.gguf_writer import export_gguf
-    from wattlm.search._gguf import load_gguf_weights_
+    from wattlm.export.gguf_weights import load_gguf_weights_
 
     gguf_path = folder / "model.gguf"
     export_gguf(model, base.tokenizer, gguf_path, qtype=cand.qtype, tokenizer_gguf=base.gguf_path)

@@ -272,7 +272,7 @@ class _Search:
             if self.base.gguf_path is None:
                 self.notes.append("no peer: the model is not a GGUF file llama.cpp could run as is")
                 return None
-            from wattlm.models.gguf import check_gguf
+            from wattlm.export.gguf_reader import check_gguf
 
             ftype = check_gguf(self.base.gguf_path).file_type_name or "GGUF"
         else:

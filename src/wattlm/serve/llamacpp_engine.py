@@ -58,7 +58,7 @@ class LlamaCppEngine:
 
     def __init__(self, cfg: ServeConfig) -> None:
         from wattlm.bench.backends import _llamacpp_server as srv
-        from wattlm.models.gguf import check_gguf
+        from wattlm.export.gguf_reader import check_gguf
 
         self.cfg = cfg
         self.gguf = check_gguf(cfg.model)

@@ -1,4 +1,5 @@
-"""check_gguf on tiny GGUF files written with gguf.GGUFWriter: valid, truncated, corrupt."""
+"""The GGUF reader on tiny files written with gguf.GGUFWriter: valid, truncated, corrupt;
+long metadata arrays on request, tensors dequantized like gguf-py's own reader."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from wattlm.errors import WattlmError
-from wattlm.models.gguf import check_gguf
+from wattlm.export.gguf_reader import GgufTensors, check_gguf
 
 
 def write_gguf(path, *, vocab_size: int | None = 32, tokens: int = 100, alignment=None):
@@ -65,6 +66,27 @@ def test_agrees_with_gguf_reader(tiny_gguf):
     assert info.parameter_count == sum(int(t.n_elements) for t in reader.tensors)
     end = max(t.data_offset + t.n_bytes for t in reader.tensors)
     assert info.data_offset + info.data_bytes == end
+
+
+def test_long_arrays_are_read_in_full_on_request(tiny_gguf):
+    info = check_gguf(tiny_gguf, arrays=("tokenizer.ggml.tokens",))
+    assert info.metadata["tokenizer.ggml.tokens"] == [f"tok{i}" for i in range(100)]
+    assert "tensors" not in info.to_dict()
+
+
+def test_tensors_match_gguf_readers_dequantized_values(tiny_gguf):
+    reader = gguf.GGUFReader(tiny_gguf)
+    tensors = GgufTensors(tiny_gguf)
+    assert set(tensors.info.tensors) == {t.name for t in reader.tensors}
+    for t in reader.tensors:
+        want = gguf.quants.dequantize(t.data, t.tensor_type).reshape(tuple(reversed(t.shape)))
+        got = tensors[t.name]
+        assert got.dtype == np.float32 and got.shape == want.shape
+        assert np.array_equal(got, want)
+    assert np.array_equal(tensors["token_embd.weight"][1], np.arange(64, 128, dtype=np.float32))
+    assert "nope" not in tensors
+    with pytest.raises(WattlmError, match="has no tensor nope"):
+        tensors["nope"]
 
 
 def test_vocab_size_falls_back_to_token_list(tmp_path):

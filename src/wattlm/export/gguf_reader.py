@@ -1,10 +1,18 @@
-"""Check a GGUF file before anything loads it, and describe what it holds.
+"""The one GGUF reader: check a file before anything loads it, describe what it holds, and
+read its tensors.
+
+Every part of wattlm that looks inside a GGUF file reads it here: loading a model
+(:func:`~wattlm.models.load.load_model` checks the file first), the llama.cpp backend, the
+exporter copying a tokenizer's metadata, and the search putting exported weights back into
+a torch model (:mod:`wattlm.export.gguf_weights`).
 
 :func:`check_gguf` walks the GGUF header (key/value metadata and tensor table) through a
 read-only memory map and checks that every tensor's data lies inside the file, so a
 missing, foreign, corrupt or truncated file fails here with one clear
 :class:`~wattlm.errors.WattlmError` instead of deep inside llama.cpp or transformers.
-Tensor data is never read: checking the 98 MB SmolLM2 file takes milliseconds.
+Tensor data is never read: checking the 98 MB SmolLM2 file takes milliseconds. Long
+metadata arrays (vocabularies) are skipped unless named in ``arrays=``;
+:class:`GgufTensors` dequantizes tensors one at a time from a memory map.
 
 The type tables come from the ``gguf`` package. ``gguf.GGUFReader`` is not used to parse:
 it decodes every vocabulary string in Python (2 s for SmolLM2, 10 s for Gemma 3) and reports
@@ -18,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from collections import Counter
@@ -25,7 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+from gguf.quants import dequantize, quant_shape_to_byte_shape
 
 from wattlm.errors import WattlmError
 
@@ -59,7 +70,9 @@ class GgufInfo:
         tensor_types: tensor count per ggml type, e.g. ``{"Q4_1": 211, "F32": 61}``.
         data_offset: where tensor data starts.
         data_bytes: bytes of tensor data (from ``data_offset`` to the end of the last tensor).
-        metadata: the scalar and short-array key/values (long arrays as ``<array of N>``).
+        metadata: the scalar and short-array key/values (long arrays as ``<array of N>``,
+            unless asked for in full).
+        tensors: the tensor table, by name.
     """
 
     path: Path
@@ -77,12 +90,14 @@ class GgufInfo:
     data_offset: int
     data_bytes: int
     metadata: dict[str, Any] = field(repr=False, default_factory=dict)
+    tensors: dict[str, GgufTensor] = field(repr=False, default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (without the metadata table)."""
+        """JSON-ready summary (without the metadata and tensor tables)."""
         out = asdict(self)
         out["path"] = str(self.path)
         out.pop("metadata")
+        out.pop("tensors")
         return out
 
 
@@ -123,7 +138,7 @@ class _Cursor:
         for _ in range(count):
             self.take(self.scalar("<Q"))
 
-    def value(self, vtype: int) -> Any:
+    def value(self, vtype: int, full: bool = False) -> Any:
         if vtype in _SCALARS:
             return self.scalar(_SCALARS[vtype])
         if vtype == _STRING:
@@ -133,7 +148,7 @@ class _Cursor:
         itype, count = self.scalar("<I"), self.scalar("<Q")
         if itype == _ARRAY:
             raise _Corrupt("nested metadata arrays are not supported")
-        if count <= KEPT_ARRAY_ITEMS:
+        if count <= KEPT_ARRAY_ITEMS or full:
             return [self.value(itype) for _ in range(count)]
         if itype == _STRING:
             self.skip_strings(count)
@@ -152,16 +167,22 @@ class _LongArray:
         return f"<array of {self.length}>"
 
 
-@dataclass
-class _Tensor:
+@dataclass(frozen=True)
+class GgufTensor:
+    """One entry of the tensor table: ``shape`` in ggml order (fastest dimension first),
+    ``offset`` from the start of the tensor data."""
+
     name: str
     shape: tuple[int, ...]
     ggml_type: int
     offset: int
 
 
-def _parse_header(buf: mmap.mmap) -> tuple[int, dict[str, Any], list[_Tensor], int]:
-    """Return ``(version, metadata, tensors, data_offset)``; raises _Short or _Corrupt."""
+def _parse_header(
+    buf: mmap.mmap, arrays: tuple[str, ...] = ()
+) -> tuple[int, dict[str, Any], list[GgufTensor], int]:
+    """Return ``(version, metadata, tensors, data_offset)``; raises _Short or _Corrupt.
+    Arrays under the keys in ``arrays`` are kept in full, however long."""
     cur = _Cursor(buf)
     cur.take(4)  # magic, checked by the caller
     version = cur.scalar("<I")
@@ -174,7 +195,7 @@ def _parse_header(buf: mmap.mmap) -> tuple[int, dict[str, Any], list[_Tensor], i
     meta: dict[str, Any] = {}
     for _ in range(n_kv):
         key = cur.string()
-        meta[key] = cur.value(cur.scalar("<I"))
+        meta[key] = cur.value(cur.scalar("<I"), full=key in arrays)
     tensors = [_read_tensor_info(cur) for _ in range(n_tensors)]
     alignment = meta.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
@@ -186,23 +207,23 @@ def _parse_header(buf: mmap.mmap) -> tuple[int, dict[str, Any], list[_Tensor], i
     return version, meta, tensors, data_offset
 
 
-def _read_tensor_info(cur: _Cursor) -> _Tensor:
+def _read_tensor_info(cur: _Cursor) -> GgufTensor:
     name = cur.string()
     n_dims = cur.scalar("<I")
     if not 1 <= n_dims <= MAX_DIMS:
         raise _Corrupt(f"tensor {name!r} has {n_dims} dimensions")
     shape = tuple(cur.scalar("<Q") for _ in range(n_dims))
-    return _Tensor(name, shape, cur.scalar("<I"), cur.scalar("<Q"))
+    return GgufTensor(name, shape, cur.scalar("<I"), cur.scalar("<Q"))
 
 
-def _elements(t: _Tensor) -> int:
+def _elements(t: GgufTensor) -> int:
     n = 1
     for d in t.shape:
         n *= d
     return n
 
 
-def _tensor_bytes(t: _Tensor) -> int:
+def _tensor_bytes(t: GgufTensor) -> int:
     try:
         block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(t.ggml_type)]
     except (ValueError, KeyError):
@@ -235,8 +256,11 @@ def _fail(path: Path, what: str, hint: str | None = None) -> WattlmError:
     )
 
 
-def check_gguf(path: str | Path) -> GgufInfo:
+def check_gguf(path: str | Path, *, arrays: tuple[str, ...] = ()) -> GgufInfo:
     """Check that ``path`` is a complete, readable GGUF file and describe it.
+
+    ``arrays``: metadata keys whose arrays are read in full into ``metadata`` (e.g.
+    ``tokenizer.ggml.tokens``); other arrays longer than 64 items are only counted.
 
     Checks: the file exists and is readable, starts with the GGUF magic, has a supported
     version, a well-formed header (metadata, tensor table, alignment, known tensor types)
@@ -272,7 +296,7 @@ def check_gguf(path: str | Path) -> GgufInfo:
                 hint="pass a .gguf file",
             )
         try:
-            version, meta, tensors, data_offset = _parse_header(buf)
+            version, meta, tensors, data_offset = _parse_header(buf, tuple(arrays))
             sizes = [_tensor_bytes(t) for t in tensors]
         except _Short as short:
             raise _fail(
@@ -327,4 +351,35 @@ def _describe(path, size, version, meta, tensors, sizes, data_offset) -> GgufInf
         data_offset=data_offset,
         data_bytes=end - data_offset,
         metadata={k: (repr(v) if isinstance(v, _LongArray) else v) for k, v in meta.items()},
+        tensors={t.name: t for t in tensors},
     )
+
+
+class GgufTensors:
+    """The tensors of a checked GGUF file, dequantized to float32 one at a time on demand
+    (``tensors[name]``, numpy/torch dimension order) from a read-only memory map.
+
+    Example:
+        >>> tensors = GgufTensors("model.gguf")  # doctest: +SKIP
+        >>> tensors["output_norm.weight"].shape  # doctest: +SKIP
+        (576,)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.info = check_gguf(path)
+        self._data = np.memmap(self.info.path, dtype=np.uint8, mode="r")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.info.tensors
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        t = self.info.tensors.get(name)
+        if t is None:
+            raise WattlmError(f"{self.info.path} has no tensor {name}")
+        qtype = GGMLQuantizationType(t.ggml_type)
+        shape = tuple(reversed(t.shape))
+        byte_shape = quant_shape_to_byte_shape(shape, qtype)
+        start = self.info.data_offset + t.offset
+        size = math.prod(byte_shape)
+        raw = self._data[start : start + size].reshape(byte_shape)
+        return dequantize(np.asarray(raw), qtype).reshape(shape)
