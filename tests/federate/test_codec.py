@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from wattlm.federate.codec import (  # noqa: E402
+from wattlm.federate.codec import (
     check_update,
     decode_update,
     encode_update,
@@ -72,7 +72,9 @@ def test_bytes_are_the_serialised_records_and_grow_by_the_payload_exactly():
     assert record_bytes(floats) - record_bytes(small) == 3000 + 3
     from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 
-    assert record_bytes(floats) == sum(len(o.deflate()) for o in get_all_nested_objects(floats).values())
+    assert record_bytes(floats) == sum(
+        len(o.deflate()) for o in get_all_nested_objects(floats).values()
+    )
 
 
 def test_int8_and_topk_updates_are_a_quarter_and_a_fraction_of_the_float_one():

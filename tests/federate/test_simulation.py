@@ -9,16 +9,18 @@ import pytest
 pytest.importorskip("flwr")
 pytest.importorskip("ray")
 
-from wattlm.federate.codec import record_bytes, to_record  # noqa: E402
-from wattlm.federate.config import FederateConfig  # noqa: E402
-from wattlm.federate.local import get_arrays, load_global_model  # noqa: E402
-from wattlm.federate.run import federate  # noqa: E402
-from wattlm.report.result import validate_result  # noqa: E402
+from wattlm.federate.codec import record_bytes, to_record
+from wattlm.federate.config import FederateConfig
+from wattlm.federate.local import get_arrays, load_global_model
+from wattlm.federate.run import federate
+from wattlm.report.result import validate_result
 
 
 def _cfg(tiny_setup, **kw) -> FederateConfig:
     model, data = tiny_setup
-    base = dict(model=str(model), data=str(data), lr=1e-3, batch_size=8, seq_len=16, meter="estimate")
+    base = dict(
+        model=str(model), data=str(data), lr=1e-3, batch_size=8, seq_len=16, meter="estimate"
+    )
     return FederateConfig(**{**base, **kw})
 
 

@@ -5,9 +5,9 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from wattlm.federate.codec import to_record  # noqa: E402
-from wattlm.federate.config import FederateConfig  # noqa: E402
-from wattlm.federate.strategy import (  # noqa: E402
+from wattlm.federate.codec import to_record
+from wattlm.federate.config import FederateConfig
+from wattlm.federate.strategy import (
     aggregate,
     make_strategy,
     restore_strategy,

@@ -46,6 +46,7 @@ def _attach() -> None:
         assets,
         bench,
         compress,
+        federate,
         loadtest,
         measure,
         optimize,
@@ -57,6 +58,7 @@ def _attach() -> None:
     app.add_typer(assets.app, name="assets")
     bench.register(app)
     compress.register(app)
+    federate.register(app)
     measure.register(app)
     optimize.register(app)
     report.register(app)

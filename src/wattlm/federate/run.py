@@ -140,8 +140,8 @@ def federate(
 
     flwr_version = require_flower()
     out = Path(out_dir)
-    open_out(out, config, resume=resume)
     described = precheck(config)
+    open_out(out, config, resume=resume)
     meter = make_meter(config.meter, idle_seconds=0)
     record = simulate(config, out, resume=resume, progress=progress)
     rounds = record["rounds"]

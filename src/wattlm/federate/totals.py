@@ -8,9 +8,11 @@ charged for it).
 Example:
     >>> rounds = [
     ...     {"round": 1, "quality": {"value": 0.7}, "server": {"aggregate_energy_j": 1.0},
-    ...      "clients": [{"energy_j": 10.0, "uplink_bytes": 5, "downlink_bytes": 7}]},
+    ...      "clients": [{"status": "ok", "energy_j": 10.0, "uplink_bytes": 5,
+    ...                  "downlink_bytes": 7}]},
     ...     {"round": 2, "quality": {"value": 0.85}, "server": {"aggregate_energy_j": 1.0},
-    ...      "clients": [{"energy_j": 10.0, "uplink_bytes": 5, "downlink_bytes": 7}]},
+    ...      "clients": [{"status": "ok", "energy_j": 10.0, "uplink_bytes": 5,
+    ...                  "downlink_bytes": 7}]},
     ... ]
     >>> t = federated_totals(rounds, target=0.8)
     >>> (t["energy_j"], t["bytes"], t["to_target"]["round"], t["to_target"]["energy_j"])
