@@ -72,7 +72,7 @@ class RayExecutor:
 
     def submit(self, evaluator: Any, spec: Any) -> int:
         handle = next(self._ids)
-        threads = max(1, int(spec.candidate.threads))
+        threads = max(1, int(spec_threads(spec)))
         self._refs[handle] = self._remote.options(num_cpus=threads).remote(evaluator, spec)
         return handle
 
@@ -95,6 +95,14 @@ class RayExecutor:
         for ref in self._refs.values():
             self._ray.cancel(ref, force=True)
         self._refs.clear()
+
+
+def spec_threads(spec: Any) -> int:
+    """CPU threads a trial asks for: its candidate's (optimize) or its own (train search)."""
+    candidate = getattr(spec, "candidate", None)
+    if candidate is not None:
+        return candidate.threads
+    return getattr(spec, "threads", None) or 1
 
 
 def make_executor(ray_address: str | None, workers: int | None, max_threads: int) -> Any:

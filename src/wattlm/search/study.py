@@ -56,16 +56,60 @@ def make_sampler(name: str, seed: int, grid_size: int = 0) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_study(name: str, storage: str, sampler: Any) -> Any:
-    """Create the study, or load it when one of that name exists in ``storage``."""
+def open_study(
+    name: str,
+    storage: str,
+    sampler: Any,
+    *,
+    directions: tuple[str, ...] = DIRECTIONS,
+    pruner: Any = None,
+) -> Any:
+    """Create the study, or load it when one of that name exists in ``storage``.
+
+    ``directions`` default to optimize's three objectives; ``pruner`` (single-objective
+    studies only) judges intermediate values (``wattlm train search``).
+    """
     optuna = _optuna()
     return optuna.create_study(
         study_name=name,
         storage=storage,
         sampler=sampler,
-        directions=list(DIRECTIONS),
+        pruner=pruner,
+        directions=list(directions),
         load_if_exists=True,
     )
+
+
+def make_pruner(name: str) -> Any:
+    """The Optuna pruner ``none``, ``median``, ``successive-halving`` or ``hyperband``."""
+    optuna = _optuna()
+    pruners = {
+        "none": optuna.pruners.NopPruner,
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+        "successive-halving": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+    }
+    return pruners[name]()
+
+
+def claim_folder(out: Any, study_name: str, storage: str) -> None:
+    """Write ``out/study.json`` naming the study, or refuse a folder that holds another one
+    (different options or space), so a re-run with the same options resumes."""
+    import json
+    from pathlib import Path
+
+    from wattlm._files import write_json
+    from wattlm.errors import WattlmError
+
+    marker = Path(out) / "study.json"
+    if marker.is_file():
+        known = json.loads(marker.read_text(encoding="utf-8"))
+        if known.get("study_name") != study_name:
+            raise WattlmError(
+                f"{out} holds another search (different options or space)",
+                hint="pass a new --out, or the same options to resume that search",
+            )
+    write_json(marker, {"study_name": study_name, "storage": storage})
 
 
 def fail_stale_trials(study: Any) -> list[int]:

@@ -1,0 +1,158 @@
+"""One training trial's learning curve against cumulative joules, and when it stops:
+
+- **reached**: an evaluation reaches the target; the trial's *energy to target* is the
+  training energy spent up to that step;
+- **pruned (energy)**: the trial has already spent more than the cheapest completed trial's
+  energy to target, or its learning curve, extrapolated linearly over its last two
+  evaluations (quality per joule), projects more than that to reach the target;
+- **pruned (Optuna)**: the study's pruner (median, successive halving, Hyperband) judged its
+  intermediate quality (local trials only);
+- **cap**: its sample budget ran out before the target (infeasible; its best quality kept).
+
+The real trial (:mod:`wattlm.search.train_trial`) and the synthetic one
+(:mod:`wattlm.search.train_synthetic`) both drive a :class:`TrialMonitor`, so the rules
+are one implementation.
+
+Example:
+    >>> m = TrialMonitor(target=0.8, higher=True, eval_every=1, best_energy_j=None)
+    >>> [m.step(10.0, 8, lambda q=q: q) for q in (0.5, 0.7, 0.85)]
+    [None, None, 'reached']
+    >>> m.energy_to_target_j, [p["quality"] for p in m.curve]
+    (30.0, [0.5, 0.7, 0.85])
+    >>> curve = [{"energy_j": 10.0, "quality": 0.5}, {"energy_j": 20.0, "quality": 0.6}]
+    >>> round(projected_energy_j(curve, target=0.8, higher=True), 6)
+    40.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+
+def projected_energy_j(curve: list[dict[str, Any]], *, target: float, higher: bool) -> float:
+    """Energy at which the curve's last two points, extended in a line, reach ``target``
+    (``inf`` when the curve is not improving)."""
+    if len(curve) < 2:
+        return math.inf
+    (e0, q0), (e1, q1) = ((p["energy_j"], p["quality"]) for p in curve[-2:])
+    sign = 1.0 if higher else -1.0
+    gain = sign * (q1 - q0)
+    if gain <= 0 or e1 <= e0:
+        return math.inf
+    return e1 + sign * (target - q1) / gain * (e1 - e0)
+
+
+class TrialMonitor:
+    """Counts a trial's steps, samples and joules; evaluates every ``eval_every`` steps.
+
+    Args:
+        target: the quality to reach; ``higher``: whether higher quality is better.
+        eval_every: optimizer steps between evaluations.
+        best_energy_j: the cheapest completed trial's energy to target (``None``: no
+            energy pruning yet, or energy pruning off).
+        pruner: ``(samples, quality) -> bool``, True to prune (an Optuna pruner's verdict).
+        max_steps: the cap; the last step is always evaluated.
+    """
+
+    def __init__(
+        self,
+        *,
+        target: float,
+        higher: bool,
+        eval_every: int,
+        best_energy_j: float | None,
+        pruner: Callable[[int, float], bool] | None = None,
+        max_steps: int | None = None,
+        min_points: int = 2,
+    ) -> None:
+        self.target, self.higher, self.eval_every = target, higher, eval_every
+        self.best_energy_j, self.pruner, self.max_steps = best_energy_j, pruner, max_steps
+        self.min_points = min_points
+        self.steps = self.samples = 0
+        self.energy_j = 0.0
+        self.eval_energy_j = 0.0
+        self.curve: list[dict[str, Any]] = []
+        self.energy_to_target_j: float | None = None
+        self.stop: str | None = None
+        self.prune_reason: str | None = None
+
+    def reached(self, quality: float) -> bool:
+        return quality >= self.target if self.higher else quality <= self.target
+
+    def best_quality(self) -> float | None:
+        if not self.curve:
+            return None
+        qs = [p["quality"] for p in self.curve]
+        return max(qs) if self.higher else min(qs)
+
+    def step(
+        self,
+        energy_j: float,
+        samples: int,
+        evaluate: Callable[[], float],
+        eval_energy: Callable[[], float] | None = None,
+    ) -> str | None:
+        """Count one optimizer step; evaluate when due. Returns why to stop, or ``None``.
+
+        ``evaluate`` returns the quality; ``eval_energy`` (if given) the joules of that
+        evaluation, counted apart from training energy.
+        """
+        self.steps += 1
+        self.samples += samples
+        self.energy_j += energy_j
+        last = self.max_steps is not None and self.steps >= self.max_steps
+        if not (self.steps % self.eval_every == 0 or last):
+            return self._over_budget()
+        quality = float(evaluate())
+        if eval_energy is not None:
+            self.eval_energy_j += float(eval_energy() or 0.0)
+        self.curve.append(
+            {"step": self.steps, "samples": self.samples, "energy_j": self.energy_j,
+             "quality": quality}
+        )  # fmt: skip
+        if self.reached(quality):
+            self.energy_to_target_j = self.energy_j
+            return self._set("reached")
+        if last:
+            return self._set("cap")
+        if self.pruner is not None and self.pruner(self.samples, quality):
+            return self._set("pruned", "the study's pruner: intermediate quality too low")
+        return self._over_budget(projected=True)
+
+    def _over_budget(self, projected: bool = False) -> str | None:
+        best = self.best_energy_j
+        if best is None:
+            return None
+        if self.energy_j > best:
+            return self._set(
+                "pruned", f"spent {self.energy_j:.4g} J, more than the best trial's {best:.4g} J"
+            )
+        if projected and len(self.curve) >= self.min_points:
+            guess = projected_energy_j(self.curve, target=self.target, higher=self.higher)
+            if guess > best:
+                shown = "never (no progress)" if math.isinf(guess) else f"{guess:.4g} J"
+                return self._set(
+                    "pruned", f"projected energy to target {shown} > best trial's {best:.4g} J"
+                )
+        return None
+
+    def _set(self, stop: str, reason: str | None = None) -> str:
+        self.stop, self.prune_reason = stop, reason
+        return stop
+
+    def outcome(self) -> dict[str, Any]:
+        """The trial's figures (merged into its outcome)."""
+        return {
+            "stop": self.stop or "cap",
+            "prune_reason": self.prune_reason,
+            "energy_to_target_j": self.energy_to_target_j,
+            "energy_j": self.energy_j,
+            "eval_energy_j": self.eval_energy_j,
+            "steps": self.steps,
+            "samples": self.samples,
+            "quality_best": self.best_quality(),
+            "quality_last": self.curve[-1]["quality"] if self.curve else None,
+            "curve": list(self.curve),
+        }
