@@ -21,9 +21,15 @@ from wattlm.bench.isolated import run_phases_in_child
 from wattlm.bench.phases import run_phases, summarize_phases
 from wattlm.bench.prompts import check_context, cut_prompts
 from wattlm.bench.quality import perplexity
+from wattlm.data.text import load_text
 from wattlm.errors import WattlmError
 from wattlm.measure.base import EnergyMeter
+from wattlm.measure.carbon import grid_intensity
+from wattlm.measure.context import collect_context
+from wattlm.measure.factory import make_meter
+from wattlm.measure.memory import PeakRssSampler
 from wattlm.models.load import LoadedModel, load_model
+from wattlm.report.result import validate_result
 
 #: version 2: every energy figure in both views (total and marginal), see result-format.md
 RESULT_SCHEMA_VERSION = 2
@@ -93,7 +99,6 @@ def _measure(name, loaded, config, batch, prompts, meter, isolate, advance, expo
 def _quality(loaded: LoadedModel, config: BenchConfig, ui: Steps) -> dict[str, Any] | None:
     if not config.quality:
         return None
-    from wattlm.data.text import load_text
 
     ids = loaded.tokenizer(load_text(config.data, split="test")).input_ids[: config.ppl_max_tokens]
     window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
@@ -138,12 +143,6 @@ def bench(
         ...                   repeats=2, warmup=0, quality=False, data="README.md")
         >>> result = bench(cfg, model=tiny_causal_lm(), progress=False)  # doctest: +SKIP
     """
-    from wattlm.data.text import load_text
-    from wattlm.measure.carbon import grid_intensity
-    from wattlm.measure.context import collect_context
-    from wattlm.measure.factory import make_meter
-    from wattlm.measure.memory import PeakRssSampler
-
     config = config or BenchConfig()
     threads = config.resolved_threads
     torch.set_num_threads(threads)
@@ -259,8 +258,6 @@ def _notes(model: LoadedModel, backends: list[str], meter: EnergyMeter) -> list[
 
 def write_run(out_dir: str | Path, config: dict[str, Any], result: dict[str, Any]) -> Path:
     """Validate ``result`` and write ``config.json`` then ``result.json`` atomically."""
-    from wattlm.report.result import validate_result
-
     validate_result(result)
     out = Path(out_dir)
     write_json(out / "config.json", config)

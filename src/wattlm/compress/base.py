@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import torch
 
 from wattlm._config import Config
+from wattlm.compress.calibration import calibration_ids
 from wattlm.errors import WattlmError
 
 #: method name (as written in recipes) -> config class; an allow-list
@@ -62,7 +63,6 @@ class CompressContext:
             return self.calibration[:samples, :seq_len]
         if self.tokenizer is None:
             raise WattlmError("this method needs calibration text, but no tokenizer was given")
-        from wattlm.compress.calibration import calibration_ids
 
         self.calibration = calibration_ids(
             self.tokenizer, self.calibration_data, samples=samples, seq_len=seq_len

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from wattlm.data.text import load_text
 from wattlm.errors import WattlmError
 
 
@@ -24,8 +25,6 @@ def calibration_ids(
         >>> calibration_ids(tiny_tokenizer(), str(p), samples=2, seq_len=16).shape
         torch.Size([2, 16])
     """
-    from wattlm.data.text import load_text
-
     if samples < 1 or seq_len < 2:
         raise WattlmError(
             f"calibration needs samples >= 1 and seq_len >= 2, got {samples}, {seq_len}"

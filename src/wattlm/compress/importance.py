@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from wattlm.compress.sparsity import input_norms
 from wattlm.errors import WattlmError
 
 WEIGHT_CRITERIA = ("l1", "l2", "taylor", "activation")
@@ -106,8 +107,6 @@ def activation_importance(
     model: torch.nn.Module, targets: Targets, ids: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """``‖X_j‖₂² · ‖W[:, j]‖₂²`` for column targets of ``nn.Linear`` weights; zeros otherwise."""
-    from wattlm.compress.sparsity import input_norms
-
     owners = {id(m.weight): m for m in model.modules() if isinstance(m, torch.nn.Linear)}
     columns = {
         n: owners[id(t)] for n, (t, keep) in targets.items() if keep == 1 and id(t) in owners

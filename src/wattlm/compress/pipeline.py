@@ -20,9 +20,11 @@ from typing import Any
 
 from wattlm._files import atomic_path, write_json, write_text
 from wattlm.bench.config import BenchConfig
+from wattlm.bench.runner import bench
 from wattlm.compress.compare import compare_results, render_comparison
 from wattlm.compress.recipe import apply_recipe, load_recipe
 from wattlm.errors import WattlmError
+from wattlm.models.load import load_model, save_model
 
 
 def compress_model(
@@ -39,9 +41,6 @@ def compress_model(
 
     Returns the comparison (``{}`` figures when ``run_bench`` is False).
     """
-    from wattlm.bench.runner import bench
-    from wattlm.models.load import load_model, save_model
-
     recipe = load_recipe(recipe_path)  # validated before any work
     cfg = dataclasses.replace(bench_config or BenchConfig(backends=("torch",)), model=model)
     out = Path(out_dir)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from wattlm.compress.calibrate_hooks import capture_layer_inputs, decoder_layers, run_layer
 from wattlm.errors import WattlmError
 
 
@@ -167,7 +168,6 @@ def wanda_prune_(
     runs to feed the next one. Targeted layers outside the decoder blocks (or a model
     without a block stack) get their norms from one pass of the whole model at the end.
     """
-    from wattlm.compress.calibrate_hooks import capture_layer_inputs, decoder_layers, run_layer
 
     def prune(group: dict[str, torch.nn.Linear], norms: dict[str, torch.Tensor]) -> None:
         apply_masks_(group, {n: keep(wanda_scores(m.weight, norms[n])) for n, m in group.items()})

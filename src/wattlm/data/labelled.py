@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from wattlm.assets.catalog import CATALOG
 from wattlm.data.splits import SPLITS, assign, check_split
 from wattlm.data.text import read_text_file
 from wattlm.errors import WattlmError
@@ -24,8 +25,6 @@ Rows = list[tuple[str, int]]
 
 def labelled_assets() -> list[str]:
     """Names of the embedded assets that are labelled sets."""
-    from wattlm.assets.catalog import CATALOG
-
     return [a.name for a in CATALOG.values() if a.prepare == "sentiment"]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from wattlm.assets.catalog import CATALOG
 from wattlm.data.splits import SPLITS, assign, check_split
 from wattlm.errors import WattlmError
 
@@ -28,15 +29,11 @@ _HINT = "use one of {} or a path to a .txt file"
 
 
 def _is_asset(name: str) -> bool:
-    from wattlm.assets.catalog import CATALOG
-
     return name in CATALOG
 
 
 def text_assets() -> list[str]:
     """Names of the embedded assets that are text corpora."""
-    from wattlm.assets.catalog import CATALOG
-
     return [a.name for a in CATALOG.values() if a.prepare == "wiki"]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from wattlm._files import atomic_path
+from wattlm.assets.catalog import CATALOG
 from wattlm.errors import WattlmError
 from wattlm.export.gguf_reader import check_gguf
 from wattlm.models.fingerprint import disk_bytes, parameter_count, state_dict_sha256, weight_bytes
@@ -84,8 +85,6 @@ class LoadedModel:
 
 def _resolve(spec: str) -> tuple[Path | None, str]:
     """Map a spec to (local path, format); asset names are fetched on first use."""
-    from wattlm.assets.catalog import CATALOG
-
     if spec in CATALOG:
         from wattlm.assets.fetch import ensure
 

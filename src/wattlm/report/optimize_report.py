@@ -18,7 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from wattlm._files import write_text
 from wattlm.errors import WattlmError
+from wattlm.report.optimize_html import render_html
+from wattlm.report.optimize_md import render_optimize_markdown
 
 OPTIMIZE_FILE = "optimize.json"
 HTML_FILE = "report.html"
@@ -33,10 +36,6 @@ def write_reports(record: dict[str, Any], out_dir: str | os.PathLike[str]) -> li
     Each file is written atomically (a reader never sees half a report). Returns the two
     paths. Raises :class:`WattlmError` when the folder cannot be written.
     """
-    from wattlm._files import write_text
-    from wattlm.report.optimize_html import render_html
-    from wattlm.report.optimize_md import render_optimize_markdown
-
     out = Path(out_dir)
     pages = [(HTML_FILE, render_html(record)), (MARKDOWN_FILE, render_optimize_markdown(record))]
     written = []

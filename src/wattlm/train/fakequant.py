@@ -30,6 +30,8 @@ import importlib.util
 import torch
 import torch.nn.functional as F
 
+from wattlm.compress.qlinear import Int8DynamicLinear, Int8WeightLinear
+from wattlm.compress.quantize_swap import replace_linears
 from wattlm.errors import WattlmError
 
 _TINY = torch.finfo(torch.float32).smallest_normal
@@ -102,8 +104,6 @@ def resolve_backend(backend: str) -> str:
 
 def prepare_qat_(model: torch.nn.Module, targets: list[str], *, scheme: str, backend: str) -> None:
     """Swap the ``targets`` Linears of ``model`` for fake-quantized ones, in place."""
-    from wattlm.compress.quantize_swap import replace_linears
-
     dynamic = scheme == "int8-dynamic"
     if backend == "torchao":
         from torchao.quantization import quantize_
@@ -129,9 +129,6 @@ def prepare_qat_(model: torch.nn.Module, targets: list[str], *, scheme: str, bac
 def convert_qat_(model: torch.nn.Module, targets: list[str], *, scheme: str, backend: str) -> int:
     """Replace the fake-quantized ``targets`` with compress's int8 modules holding exactly
     the int8 weights they trained with; returns how many layers were converted."""
-    from wattlm.compress.qlinear import Int8DynamicLinear, Int8WeightLinear
-    from wattlm.compress.quantize_swap import replace_linears
-
     if backend == "torchao":
         from torchao.quantization import quantize_
         from torchao.quantization.qat import QATConfig

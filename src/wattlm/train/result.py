@@ -15,7 +15,10 @@ from typing import Any
 
 from wattlm._files import write_json
 from wattlm._version import __version__
+from wattlm.measure.carbon import carbon_of, grid_intensity
+from wattlm.measure.context import collect_context
 from wattlm.models.load import LoadedModel
+from wattlm.report.result import validate_result
 from wattlm.train.config import RecipeConfig
 from wattlm.training.loop import LoopResult
 from wattlm.training.steplog import throughput
@@ -23,8 +26,6 @@ from wattlm.training.steplog import throughput
 
 def training_section(loop: LoopResult, grid_intensity: float | None) -> dict[str, Any]:
     """The ``training`` object: totals, speed, energy and carbon of the whole run."""
-    from wattlm.measure.carbon import carbon_of
-
     carbon = carbon_of(loop.energy_j, grid_intensity)
     per_step = None if loop.energy_j is None or not loop.steps else loop.energy_j / loop.steps
     return {
@@ -62,9 +63,6 @@ def train_result(
     notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Assemble the result dict (validate and write it with :func:`write_train_run`)."""
-    from wattlm.measure.carbon import grid_intensity
-    from wattlm.measure.context import collect_context
-
     opts = config.options
     intensity = grid_intensity(opts.grid_intensity_g_per_kwh)
     all_notes = list(model.notes) + list(notes or [])
@@ -116,8 +114,6 @@ def train_result(
 
 def write_train_run(out_dir: str | Path, result: dict[str, Any]) -> Path:
     """Validate ``result`` and write ``config.json`` then ``result.json`` atomically."""
-    from wattlm.report.result import validate_result
-
     validate_result(result)
     out = Path(out_dir)
     write_json(out / "config.json", result["config"])

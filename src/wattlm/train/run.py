@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from wattlm.data.labelled import load_labelled
 from wattlm.errors import WattlmError
-from wattlm.models.load import LoadedModel
+from wattlm.models.load import LoadedModel, load_model, save_model
 from wattlm.train.config import RecipeConfig
 from wattlm.training import checkpoint as ckpt
 from wattlm.training.data import LABELLED, TEXT, LabelledData, build_train_data, data_kind
@@ -108,9 +109,6 @@ def resolve_task(task: str, data: DataConfig, model_spec: str, model_task: str |
 def load_for_task(spec: str, task: str, data: DataConfig, *, device: str, seed: int) -> LoadedModel:
     """Load ``spec`` for ``task``; a classifier gets a head with the data's label count
     (a new one, seeded, unless the model has one, which must match)."""
-    from wattlm.data.labelled import load_labelled
-    from wattlm.models.load import load_model
-
     spec = model_spec(spec)
     if task != "sequence-classification":
         return load_model(spec, task=task, device=device)
@@ -195,8 +193,6 @@ def compat_for(
 def save_trained(lm: LoadedModel, out: Path) -> None:
     """Save the trained model to ``out/model`` and point ``lm`` at it (process 0 only)."""
     import transformers
-
-    from wattlm.models.load import save_model
 
     transformers.utils.logging.disable_progress_bar()  # wattlm prints its own lines
     model = lm.model

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from wattlm.data.labelled import labelled_assets
+from wattlm.data.text import load_text, text_assets
 from wattlm.errors import WattlmError
 
 LABELLED, TEXT = "labelled", "text"
@@ -107,9 +109,6 @@ class TextChunks:
 
 def data_kind(spec: str) -> str:
     """``"labelled"`` or ``"text"``: what kind of data ``spec`` names."""
-    from wattlm.data.labelled import labelled_assets
-    from wattlm.data.text import text_assets
-
     if spec in labelled_assets():
         return LABELLED
     if spec in text_assets():
@@ -172,7 +171,6 @@ def build_train_data(kind: str, spec: str, tokenizer, seq_len: int, limit: int |
         from wattlm.data.labelled import load_labelled
 
         return LabelledData(spread(load_labelled(spec, "train"), limit), tokenizer, seq_len)
-    from wattlm.data.text import load_text
 
     data = TextChunks(tokenize_text(tokenizer, load_text(spec, "train")), seq_len)
     if limit and limit < len(data):

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from wattlm.bench.quality import accuracy, perplexity
+from wattlm.data.text import load_text
 from wattlm.models.load import LoadedModel
 from wattlm.training.data import LABELLED, check_labels, spread, tokenize_text
 from wattlm.training.options import DataConfig
@@ -42,7 +44,6 @@ def load_eval_set(config: DataConfig, kind: str, tokenizer) -> EvalSet:
 
         rows = load_labelled(config.data, config.eval_split)
         return EvalSet(config, rows=spread(rows, config.eval_max_samples))
-    from wattlm.data.text import load_text
 
     ids = tokenize_text(tokenizer, load_text(config.data, config.eval_split))
     return EvalSet(config, ids=ids[: config.eval_max_tokens])
@@ -57,8 +58,6 @@ def _dtype(model: torch.nn.Module) -> str:
 
 def evaluate(lm: LoadedModel, data: EvalSet) -> dict[str, Any]:
     """Quality of ``lm`` on ``data`` (model put in eval mode, its mode restored after)."""
-    from wattlm.bench.quality import accuracy, perplexity
-
     model, was_training = lm.model, lm.model.training
     model.eval()
     common = {"data": data.config.data, "split": data.config.eval_split, "backend": "torch"}

@@ -43,6 +43,8 @@ from typing import Any
 import torch
 
 from wattlm.errors import WattlmError
+from wattlm.measure.factory import make_meter
+from wattlm.measure.memory import PeakRssSampler
 from wattlm.training import checkpoint as ckpt
 from wattlm.training.data import bucket_plan, step_plan, steps_per_epoch
 from wattlm.training.ddp import DistEnv, all_reduce_sum, any_true, barrier, wrap
@@ -156,7 +158,6 @@ def _combine_energy(value: float | None, source: str, env: DistEnv) -> float | N
 def _make_meter(spec: LoopSpec):
     if spec.meter is not None:
         return spec.meter
-    from wattlm.measure.factory import make_meter
 
     device = spec.env.device
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
@@ -285,8 +286,6 @@ class _Trainer:
 
 def train_loop(spec: LoopSpec) -> LoopResult:
     """Train ``spec.module`` on ``spec.data`` by ``spec.options`` (see the module notes)."""
-    from wattlm.measure.memory import PeakRssSampler
-
     t = _Trainer(spec)
     opts, env, pos = t.opts, t.env, t.pos
     resumed = spec.resume is not None
