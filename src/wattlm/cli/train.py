@@ -334,5 +334,8 @@ def qat_command(
 
 
 def register(root: typer.Typer) -> None:
-    """Attach ``train`` and its subcommands to ``root``."""
+    """Attach ``train`` and its subcommands (``search`` included) to ``root``."""
+    from wattlm.cli import train_search
+
+    train_search.register(app)
     root.add_typer(app, name="train")

@@ -65,7 +65,7 @@ class TrialMonitor:
         best_energy_j: float | None,
         pruner: Callable[[int, float], bool] | None = None,
         max_steps: int | None = None,
-        min_points: int = 2,
+        min_points: int = 3,
     ) -> None:
         self.target, self.higher, self.eval_every = target, higher, eval_every
         self.best_energy_j, self.pruner, self.max_steps = best_energy_j, pruner, max_steps
