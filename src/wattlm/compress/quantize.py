@@ -36,6 +36,7 @@ from wattlm.compress.qlinear import Int8DynamicLinear, Int8WeightLinear
 from wattlm.compress.qlinear_int4 import KERNEL_GROUP_SIZES, Int4WeightLinear
 from wattlm.compress.quantize_swap import cast_embedding, linear_modules, replace_linears
 from wattlm.errors import WattlmError
+from wattlm.models.fingerprint import weight_bytes
 from wattlm.models.names import DTYPE_NAMES, torch_dtype
 
 
@@ -179,8 +180,6 @@ def _swap(model: torch.nn.Module, config: Any, shell: bool) -> list[str]:
 
 
 def _apply(model: torch.nn.Module, config: Any, ctx: CompressContext) -> dict[str, Any]:
-    from wattlm.models.fingerprint import weight_bytes
-
     before, targets = weight_bytes(model), _targets(model, config)
     linear_before = sum(m.weight.numel() * m.weight.element_size() for m in targets.values())
     skipped = sorted(set(linear_modules(model)) - set(targets))

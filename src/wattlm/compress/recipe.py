@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wattlm._config import Config, check_keys
+from wattlm._yaml import load_yaml
 from wattlm.compress.base import CompressConfig, CompressContext, compress_
 from wattlm.errors import WattlmError
 
@@ -87,8 +88,6 @@ class Recipe(Config):
 def load_recipe(path: str | Path) -> Recipe:
     """Read and fully validate a recipe YAML (or JSON) file."""
     import yaml
-
-    from wattlm._yaml import load_yaml
 
     path = Path(path)
     if not path.is_file():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from wattlm.data.labelled import labelled_assets
+from wattlm.data.labelled import labelled_assets, load_labelled
 from wattlm.data.text import load_text, text_assets
 from wattlm.errors import WattlmError
 
@@ -168,8 +168,6 @@ def build_train_data(kind: str, spec: str, tokenizer, seq_len: int, limit: int |
     """The training split of ``spec`` as :class:`LabelledData` or :class:`TextChunks`;
     ``limit`` keeps that many samples spread evenly over the split."""
     if kind == LABELLED:
-        from wattlm.data.labelled import load_labelled
-
         return LabelledData(spread(load_labelled(spec, "train"), limit), tokenizer, seq_len)
 
     data = TextChunks(tokenize_text(tokenizer, load_text(spec, "train")), seq_len)

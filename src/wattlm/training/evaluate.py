@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from wattlm.bench.quality import accuracy, perplexity
+from wattlm.data.labelled import load_labelled
 from wattlm.data.text import load_text
 from wattlm.models.load import LoadedModel
 from wattlm.training.data import LABELLED, check_labels, spread, tokenize_text
@@ -40,8 +41,6 @@ class EvalSet:
 def load_eval_set(config: DataConfig, kind: str, tokenizer) -> EvalSet:
     """The ``eval_split`` of the data, cut to ``eval_max_samples`` / ``eval_max_tokens``."""
     if kind == LABELLED:
-        from wattlm.data.labelled import load_labelled
-
         rows = load_labelled(config.data, config.eval_split)
         return EvalSet(config, rows=spread(rows, config.eval_max_samples))
 

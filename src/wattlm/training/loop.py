@@ -48,6 +48,7 @@ from wattlm.measure.memory import PeakRssSampler
 from wattlm.training import checkpoint as ckpt
 from wattlm.training.data import bucket_plan, step_plan, steps_per_epoch
 from wattlm.training.ddp import DistEnv, all_reduce_sum, any_true, barrier, wrap
+from wattlm.training.layers import apply_train_layers
 from wattlm.training.optim import build_optimizer, build_schedule, make_precision
 from wattlm.training.options import TrainOptions
 from wattlm.training.steplog import LOG_FILE, StepLog, format_step, throughput
@@ -411,8 +412,6 @@ def prepare_model(model: torch.nn.Module, options: TrainOptions) -> None:
     if config is not None and hasattr(config, "use_cache"):
         config.use_cache = False
     if options.train_layers != "all":
-        from wattlm.training.layers import apply_train_layers
-
         apply_train_layers(
             model, options.train_layers, lora_rank=options.lora_rank, seed=options.seed
         )
