@@ -1,0 +1,191 @@
+"""``train_search`` on synthetic trials: the cheapest configuration is found, the grid is
+enumerated exactly, hopeless trials are pruned and their joules counted, bad input fails
+before any training."""
+
+import json
+
+import pytest
+
+from wattlm.errors import WattlmError
+from wattlm.report.result import validate_result
+from wattlm.search.train_config import TrainSearchConfig
+from wattlm.search.train_monitor import TrialMonitor, projected_energy_j
+from wattlm.search.train_search import train_search
+from wattlm.search.train_space import TrainSpace, load_train_space
+from wattlm.search.train_synthetic import SyntheticTrainEvaluator, energy_to_target
+
+SMALL = {
+    "dimensions": {
+        "optimizer": ["adamw", "sgd"],
+        "lr": {"low": 1e-5, "high": 1e-3, "grid": [3e-5, 1e-4, 3e-4]},
+        "batch_size": [16, 32],
+        "train_layers": ["all", "freeze-embeddings", "lora"],
+        "precision": ["fp32", "bf16"],
+    }
+}
+
+
+def _cfg(**kw) -> TrainSearchConfig:
+    base = dict(target=0.85, max_samples=4096, eval_every_samples=256, n_trials=10)
+    return TrainSearchConfig(**{**base, **kw})
+
+
+def _by_number(record):
+    return {t["number"]: t for t in record["trials"]}
+
+
+def test_grid_search_finds_the_known_cheapest_configuration(tmp_path):
+    space = TrainSpace.from_dict(SMALL)
+    cfg = _cfg(sampler="grid", n_trials=1000)
+    record = train_search(
+        cfg, out_dir=tmp_path, evaluator=SyntheticTrainEvaluator(), space=space, progress=False
+    )
+    validate_result(record)
+    exact = {
+        json.dumps(p, sort_keys=True): energy_to_target(p, 0.85, 4096, 256) for p in space.grid()
+    }
+    best_key = min((k for k, e in exact.items() if e is not None), key=exact.get)
+    chosen = _by_number(record)[record["recommended"]]
+    assert json.dumps(chosen["params"], sort_keys=True) == best_key
+    assert chosen["energy_to_target_j"] == pytest.approx(exact[best_key])
+    # the default (trial 0) is measured in the same run, never pruned, and gives the ratio
+    default = record["trials"][0]
+    assert default["params"] == space.default_point() and default["state"] == "reached"
+    ratio = record["ratios"]["energy_to_target_default_over_recommended"]
+    assert ratio == pytest.approx(default["energy_to_target_j"] / chosen["energy_to_target_j"])
+    assert ratio > 1.5
+    command = record["recommended_command"]
+    assert command.startswith("wattlm train finetune --model minilm-l6")
+    assert f"--max-steps {chosen['steps']}" in command
+    assert "--precision bf16" in command
+    assert (tmp_path / "report.md").read_text().count("★") == 1
+    assert "<svg" in (tmp_path / "report.html").read_text()
+
+
+def test_grid_sampler_enumerates_the_space_exactly(tmp_path):
+    space = TrainSpace.from_dict(
+        {
+            "dimensions": {
+                "optimizer": ["adamw", "sgd", "adagrad"],
+                "batch_size": [16, 32],
+                "train_layers": ["all", "lora"],
+                "lora_rank": [4, 8],
+            }
+        }
+    )
+    grid = space.grid()
+    assert len(grid) == 3 * 2 * (1 + 2)  # lora_rank only varies under LoRA
+    record = train_search(
+        _cfg(sampler="grid", n_trials=100, energy_prune=False),
+        out_dir=tmp_path,
+        evaluator=SyntheticTrainEvaluator(),
+        space=space,
+        progress=False,
+    )
+    asked = [json.dumps(t["params"], sort_keys=True) for t in record["trials"][1:]]
+    assert len(asked) == len(set(asked)) == len(grid)
+    assert set(asked) == {json.dumps(p, sort_keys=True) for p in grid}
+    assert record["search"]["trials_asked"] == len(grid)
+
+
+def test_a_hopeless_trial_is_pruned_and_its_energy_counted(tmp_path):
+    space = TrainSpace.from_dict(
+        {"dimensions": {"optimizer": ["adamw", "sgd"], "lr": [1e-4, 1e-5]},
+         "start": [{"optimizer": "adamw", "lr": 1e-4}, {"optimizer": "sgd", "lr": 1e-5}]}
+    )  # fmt: skip
+    record = train_search(
+        _cfg(sampler="random", n_trials=2),
+        out_dir=tmp_path,
+        evaluator=SyntheticTrainEvaluator(),
+        space=space,
+        progress=False,
+    )
+    trials = _by_number(record)
+    good, hopeless = trials[1], trials[2]
+    assert good["state"] == "reached" and good["params"] == {"optimizer": "adamw", "lr": 1e-4}
+    assert hopeless["params"] == {"optimizer": "sgd", "lr": 1e-5}
+    assert hopeless["state"] == "pruned" and "projected" in hopeless["prune_reason"]
+    assert 0 < hopeless["energy_j"] < good["energy_to_target_j"]  # stopped early
+    assert hopeless["samples"] < 4096
+    cost = record["search_cost"]
+    assert cost["pruned"] == 1
+    assert cost["pruned_energy_j"] == pytest.approx(
+        hopeless["energy_j"] + hopeless["eval_energy_j"]
+    )
+    total = sum(t["energy_j"] + t["eval_energy_j"] for t in record["trials"])
+    assert cost["energy_j"] == pytest.approx(total)
+    saving = trials[0]["energy_to_target_j"] - good["energy_to_target_j"]
+    assert cost["payback_runs"] == pytest.approx(total / saving)
+
+
+def test_without_energy_pruning_the_hopeless_trial_runs_to_its_cap(tmp_path):
+    space = TrainSpace.from_dict(
+        {"dimensions": {"optimizer": ["sgd"], "lr": [1e-5]}, "start": [{"optimizer": "sgd"}]}
+    )
+    record = train_search(
+        _cfg(sampler="random", n_trials=1, energy_prune=False),
+        out_dir=tmp_path,
+        evaluator=SyntheticTrainEvaluator(),
+        space=space,
+        progress=False,
+    )
+    trial = record["trials"][1]
+    assert trial["state"] == "not_reached" and not trial["feasible"]
+    assert trial["samples"] == 4096 and trial["energy_to_target_j"] is None
+
+
+def test_the_optuna_pruner_judges_intermediate_quality(tmp_path):
+    record = train_search(
+        _cfg(sampler="random", n_trials=12, pruner="median", energy_prune=False),
+        out_dir=tmp_path,
+        evaluator=SyntheticTrainEvaluator(),
+        space=TrainSpace.from_dict(SMALL),
+        progress=False,
+    )
+    reasons = [t["prune_reason"] for t in record["trials"] if t["state"] == "pruned"]
+    assert reasons and all("pruner" in r for r in reasons)
+
+
+def test_monitor_stops_at_target_and_projects_linearly():
+    m = TrialMonitor(target=0.8, higher=True, eval_every=2, best_energy_j=None)
+    qualities = iter([0.6, 0.81])
+    stops = [m.step(5.0, 4, lambda: next(qualities)) for _ in range(4)]
+    assert stops == [None, None, None, "reached"]
+    assert m.energy_to_target_j == 20.0 and m.samples == 16
+    curve = [{"energy_j": 10.0, "quality": 30.0}, {"energy_j": 20.0, "quality": 25.0}]
+    assert projected_energy_j(curve, target=20.0, higher=False) == pytest.approx(30.0)
+    assert projected_energy_j(curve[::-1], target=20.0, higher=False) == float("inf")
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"dimensions": {}}, "is empty"),
+        ({"name": "x"}, "is empty"),
+        ({"dimensions": {"batch_size": []}}, "is empty"),
+        ({"dimensions": {"optimizer": ["adamw", "lion"]}}, "unknown optimizer 'lion'"),
+        ({"dimensions": {"train_layers": ["all", "top"]}}, "unknown train_layers 'top'"),
+        ({"dimensions": {"lr": {"low": 1e-3, "high": 1e-5}}}, "need low < high"),
+        ({"dimensions": {"colour": ["red"]}}, "unknown key(s)"),
+    ],
+)
+def test_bad_spaces_fail_with_one_clear_message(space, message):
+    with pytest.raises(WattlmError) as err:
+        TrainSpace.from_dict(space)
+    assert message in str(err.value)
+
+
+def test_unreachable_targets_are_refused():
+    with pytest.raises(WattlmError, match="accuracy is at most 1"):
+        TrainSearchConfig(target=1.5, metric="accuracy")
+    with pytest.raises(WattlmError, match="perplexity is at least 1"):
+        TrainSearchConfig(target=0.9, metric="perplexity")
+    with pytest.raises(WattlmError, match="unknown recipe 'qat'"):
+        TrainSearchConfig(recipe="qat")
+
+
+def test_shipped_spaces_load():
+    assert len(load_train_space("train-quick").grid()) == 2 * 3 * 2 * 2
+    default = load_train_space("train-default")
+    assert set(default.values("optimizer")) == {"adamw", "sgd", "adagrad", "adafactor"}
+    assert default.start
