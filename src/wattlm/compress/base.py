@@ -140,6 +140,7 @@ def _load_builtin_methods() -> None:
         "quantize",
         "gptq",
         "prune",
+        "prune_nm",
         "structured",
         "lowrank",
         "heal",

@@ -210,6 +210,3 @@ def _apply_wanda(
     else:
         sp.wanda_prune_(model, layers, ids, lambda s: _layer_keep(s, config.sparsity))
     return sp.sparsity_report(layers)
-
-
-import wattlm.compress.prune_nm  # noqa: E402, F401  (registers "nm-sparsity")
