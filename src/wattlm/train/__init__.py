@@ -1,7 +1,8 @@
 """Training that saves energy: fine-tuning, knowledge distillation and quantization-aware
 training, with efficiency options, exact resume and data parallelism, every run measured.
 
-Three recipes, one shared loop (:mod:`wattlm.training.loop`):
+Three recipes on one skeleton (:func:`run_recipe`, :class:`Recipe` for a new one) and the
+training engine's one loop (:mod:`wattlm.training.loop`):
 
 - :func:`finetune` (``wattlm train finetune``): a classifier on labelled sentences or a causal
   LM on text; ``keep_sparsity`` heals a pruned model without losing its zeros;
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from wattlm.train.distillation import distill
     from wattlm.train.finetuning import finetune
     from wattlm.train.qat_training import qat
+    from wattlm.train.recipe import Recipe, run_recipe
     from wattlm.train.student import build_student
     from wattlm.training.losses import kd_loss
     from wattlm.training.options import DataConfig, TrainOptions
@@ -41,6 +43,7 @@ __all__ = [
     "DistillConfig",
     "FinetuneConfig",
     "QatConfig",
+    "Recipe",
     "SparsityMasks",
     "TrainOptions",
     "build_student",
@@ -49,6 +52,7 @@ __all__ = [
     "finetune",
     "kd_loss",
     "qat",
+    "run_recipe",
 ]
 
 _LAZY = {
@@ -64,6 +68,8 @@ _LAZY = {
     "kd_loss": "wattlm.training.losses",
     "SparsityMasks": "wattlm.training.recovery",
     "build_student": "wattlm.train.student",
+    "Recipe": "wattlm.train.recipe",
+    "run_recipe": "wattlm.train.recipe",
 }
 
 
