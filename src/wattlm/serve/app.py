@@ -84,6 +84,7 @@ def build_app(cfg: ServeConfig, engine: Any, windows: WindowedMeter) -> Any:
     app.state.serve = state
     app.state.metrics = metrics
     app.state.windows = windows
+    app.state.engine = engine
 
     def unauthorized(request: Request) -> Any:
         if cfg.api_key is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -84,6 +85,11 @@ class LlamaCppEngine:
         p.n_threads_http = cfg.slots + 4
         p.endpoint_metrics = False
         p.api_keys = [self._key]
+        # llama.cpp's threads inherit the creating thread's signal mask: with SIGINT/SIGTERM
+        # blocked there, a signal reaches Python (which drains) instead of interrupting
+        # llama.cpp's HTTP threads (which then stop its server under the running requests)
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         try:
             self._server = xllamacpp.Server(p)
         except (RuntimeError, ValueError) as err:
@@ -91,6 +97,8 @@ class LlamaCppEngine:
                 f"llama.cpp could not load {self.gguf.path}: {err}",
                 hint="check the file and that the context fits in memory",
             ) from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.base_url = self._server.listening_address
         httpx = _import_httpx()
         self._httpx = httpx

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from typing import Any
@@ -51,12 +52,14 @@ def _uvicorn_server(cfg: ServeConfig, app: Any, sock: socket.socket | None = Non
         def handle_exit(self, sig: int, frame: Any) -> None:
             app.state.serve.draining = True
             super().handle_exit(sig, frame)
+            # a drained shutdown is a normal exit: uvicorn would re-raise the signal after it
+            self._captured_signals.clear()
 
     config = uvicorn.Config(
         app,
         host=cfg.host,
         port=cfg.port,
-        log_level="warning",
+        log_level=os.environ.get("WATTLM_SERVE_LOG", "warning"),
         access_log=False,
         timeout_graceful_shutdown=int(cfg.drain_s) or None,
         lifespan="on",
