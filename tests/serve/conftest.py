@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from typing import Any
 
 import pytest
@@ -12,6 +13,11 @@ from wattlm.serve.llamacpp_engine import UpstreamError
 from wattlm.serve.runner import BackgroundServer
 from wattlm.serve.windows import WindowedMeter
 from wattlm.testing.meters import FakeMeter
+
+SERVE_DEPS = ("fastapi", "uvicorn", "openai", "prometheus_client")
+if any(importlib.util.find_spec(m) is None for m in SERVE_DEPS):
+    # the HTTP tests need the serve extra; the attribution tests run without it
+    collect_ignore = ["test_app.py", "test_loadtest.py", "test_llamacpp_serve.py", "test_cli.py"]
 
 
 class ScriptedEngine:

@@ -7,13 +7,15 @@ import json
 import threading
 import time
 
-import httpx2 as httpx
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
+from wattlm.serve._http import http_client_module
 from wattlm.testing.meters import FakeMeter
 
 from .conftest import ScriptedEngine
+
+httpx = http_client_module()
 
 
 def test_completion_usage_carries_cached_tokens_and_the_windows_energy(make_server):

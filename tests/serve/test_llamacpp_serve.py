@@ -11,11 +11,13 @@ import threading
 import time
 from pathlib import Path
 
-import httpx2 as httpx
 import pytest
 
+from wattlm.serve._http import http_client_module
 from wattlm.serve.config import ServeConfig
 from wattlm.serve.runner import BackgroundServer
+
+httpx = http_client_module()
 
 PREFIX = (
     "You are a careful assistant who answers questions about history, science and geography "

@@ -16,16 +16,11 @@ Example:
     >>> app = build_app(ServeConfig(model="m.gguf"), engine=None, windows=None)  # doctest: +SKIP
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import json
 import secrets
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from wattlm.serve.config import ServeConfig
 from wattlm.serve.llamacpp_engine import UpstreamError
@@ -53,12 +48,19 @@ class ServerState:
 
 def error_response(status: int, message: str, kind: str | None = None, **headers: str) -> Any:
     """An OpenAI-shaped error reply."""
+    from fastapi.responses import JSONResponse
+
     body = {"error": {"message": message, "type": kind or ERROR_TYPES.get(status), "code": status}}
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def build_app(cfg: ServeConfig, engine: Any, windows: WindowedMeter) -> Any:
     """The FastAPI app serving ``engine``, charging energy on ``windows``."""
+    # no ``from __future__ import annotations`` here: FastAPI reads the route functions'
+    # annotations at runtime, and Request is only importable inside this function
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
+
     state = ServerState()
     metrics = ServeMetrics()
     relay = Relay(engine, windows, cfg.model_id)

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from wattlm.errors import WattlmError
+from wattlm.serve._http import http_client_module
 from wattlm.serve.config import ServeConfig
 
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
@@ -37,19 +38,6 @@ class UpstreamError(Exception):
         self.status = status
         self.message = message
         self.kind = kind
-
-
-def _import_httpx() -> Any:
-    try:
-        import httpx2 as httpx
-    except ImportError:
-        try:
-            import httpx  # type: ignore[no-redef]
-        except ImportError:
-            raise WattlmError(
-                "wattlm serve needs an HTTP client (httpx)", hint='pip install "wattlm[serve]"'
-            ) from None
-    return httpx
 
 
 class LlamaCppEngine:
@@ -100,7 +88,7 @@ class LlamaCppEngine:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.base_url = self._server.listening_address
-        httpx = _import_httpx()
+        httpx = http_client_module()
         self._httpx = httpx
         self._client = httpx.AsyncClient(
             base_url=self.base_url,

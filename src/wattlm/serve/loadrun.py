@@ -53,7 +53,9 @@ def _client(base_url: str, api_key: str | None, concurrency: int) -> Any:
         raise WattlmError(
             "wattlm loadtest needs the openai client", hint='pip install "wattlm[serve]"'
         ) from None
-    import httpx2 as httpx
+    from wattlm.serve._http import http_client_module
+
+    httpx = http_client_module()
 
     return AsyncOpenAI(
         base_url=base_url,

@@ -115,7 +115,9 @@ def _server_meter(cfg: LoadConfig) -> Any:
 
 
 def _server_info(cfg: LoadConfig) -> dict[str, Any] | None:
-    import httpx2 as httpx
+    from wattlm.serve._http import http_client_module
+
+    httpx = http_client_module()
 
     headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
     try:

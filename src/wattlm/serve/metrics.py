@@ -4,6 +4,7 @@ Energy counters are read from the windowed meter at scrape time: joules given to
 and idle joules, per energy view, labelled with the meter's source.
 
 Example:
+    >>> import pytest; _ = pytest.importorskip("prometheus_client")
     >>> m = ServeMetrics()
     >>> m.requests.labels(endpoint="completions", status="200").inc()
     >>> b"wattlm_serve_requests_total" in m.render(None)
