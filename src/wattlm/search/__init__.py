@@ -1,6 +1,7 @@
 """Energy/quality search: ``optimize(config)`` finds the configurations (compression method,
 backend, batch size, threads) on the Pareto front of energy per token vs quality, within a
-quality budget, and recommends one.
+quality budget, and recommends one; ``train_search(config)`` finds the training options
+that reach a quality target for the least energy (``wattlm train search``).
 
 Heavy modules (torch, optuna, ray) load only when a function that needs them is used.
 """
@@ -16,15 +17,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from wattlm.search.pareto import pareto_front
     from wattlm.search.run import optimize
     from wattlm.search.space import SearchSpace, load_space
+    from wattlm.search.train_config import TrainSearchConfig
+    from wattlm.search.train_search import train_search
+    from wattlm.search.train_space import TrainSpace, load_train_space
 
 __all__ = [
     "Candidate",
     "OptimizeConfig",
     "SearchSpace",
     "StageSettings",
+    "TrainSearchConfig",
+    "TrainSpace",
     "load_space",
+    "load_train_space",
     "optimize",
     "pareto_front",
+    "train_search",
 ]
 
 _LAZY = {
@@ -35,6 +43,10 @@ _LAZY = {
     "optimize": "wattlm.search.run",
     "SearchSpace": "wattlm.search.space",
     "load_space": "wattlm.search.space",
+    "TrainSearchConfig": "wattlm.search.train_config",
+    "train_search": "wattlm.search.train_search",
+    "TrainSpace": "wattlm.search.train_space",
+    "load_train_space": "wattlm.search.train_space",
 }
 
 
