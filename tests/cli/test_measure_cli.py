@@ -27,20 +27,27 @@ def _measure(*args: str):
     return runner.invoke(app, ["measure", *args], catch_exceptions=False)
 
 
-def test_counts_the_childs_cpu_time_and_writes_files(tmp_path) -> None:
+def test_counts_the_childs_cpu_time_and_writes_files(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WATTLM_CACHE", str(tmp_path / "cache"))  # no calibration profile
     out = tmp_path / "run"
     res = _measure("--meter", "estimate", "--out", str(out), "--", sys.executable, "-c", BURN)
     assert res.exit_code == 0, res.output
     result = json.loads((out / "result.json").read_text())
     config = json.loads((out / "config.json").read_text())
-    assert (result["schema_version"], result["kind"], result["exit_code"]) == (1, "measure", 0)
+    assert (result["schema_version"], result["kind"], result["exit_code"]) == (2, "measure", 0)
     assert result["command"] == [sys.executable, "-c", BURN] == config["command"]
     m = result["measurement"]
-    assert m["source"] == "estimate:cpu-tdp-v1"
+    assert m["source"] == "estimate:cpu-v2"
     assert 0.29 <= m["cpu_time_s"] <= m["time_s"] + 0.05  # the child burned 0.3 s of CPU
     d = m["details"]
-    assert d["cpu_energy_j"] == m["cpu_time_s"] * d["per_core_w"]
-    assert m["energy_j"] == d["cpu_energy_j"] + d["memory_energy_j"]
+    assert d["dynamic_energy_j"] == m["cpu_time_s"] * d["dynamic_core_w"]
+    assert d["static_energy_j"] == m["time_s"] * d["alloc_cores"] * d["static_core_w"]
+    total = d["static_energy_j"] + d["dynamic_energy_j"] + d["memory_energy_j"]
+    assert m["energy_j"] == pytest.approx(total)
+    assert d["dynamic_energy_j"] <= m["energy_marginal_j"] < m["energy_j"]
+    low, high = m["energy_band_j"]
+    assert low < m["energy_j"] < high
+    assert set(m["methods"]) == {"total", "marginal"} == set(result["energy"]["views"])
     assert d["rss_bytes"] > 1_000_000  # the child's peak RSS, not zero
     energy = result["energy"]
     assert energy["source"] == m["source"] and energy["idle_subtracted"] is False
@@ -50,7 +57,7 @@ def test_counts_the_childs_cpu_time_and_writes_files(tmp_path) -> None:
     assert result["context"]["wattlm_version"] and result["created_utc"].endswith("Z")
     validate_result(result)  # the shared result.json schema (wattlm.report)
     assert (config["kind"], config["meter"]) == ("measure", "estimate")
-    assert "estimate:cpu-tdp-v1" in res.output and "wall s" in res.output
+    assert "estimate:cpu-v2" in res.output and "marginal J" in res.output
 
 
 def test_passes_the_exit_code_through(tmp_path) -> None:

@@ -71,7 +71,7 @@ def test_invalid_result_exits_2_and_writes_nothing(tmp_path, capsys):
 
 
 def test_newer_schema_exits_2(tmp_path, capsys):
-    run = _run_folder(tmp_path, sample_bench_result(schema_version=2))
+    run = _run_folder(tmp_path, sample_bench_result(schema_version=3))
     assert main(["report", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1

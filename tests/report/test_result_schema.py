@@ -25,7 +25,7 @@ ACCURACY = {
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+    assert SCHEMA_VERSION == max(schema["properties"]["schema_version"]["enum"]) == 2
 
 
 def test_load_schema_returns_a_fresh_copy():
@@ -172,7 +172,7 @@ BENCH_MISTAKES = {
     "timestamp not UTC ISO": (_set(["created_utc"], "2026-11-21 10:00"), "at $.created_utc:"),
     "unknown kind": (_set(["kind"], "fit"), "at $.kind: 'fit' is not one of"),
     "missing kind": (_delete(["kind"]), "at $: 'kind' is a required property"),
-    "old schema_version": (_set(["schema_version"], 0), "at $.schema_version: 1 was expected"),
+    "old schema_version": (_set(["schema_version"], 0), "at $.schema_version: 0 is not one of"),
     "schema_version as text": (
         _set(["schema_version"], "1"),
         "at $.schema_version: expected integer, got string",
@@ -218,9 +218,9 @@ def test_measure_mistakes_are_caught_with_their_path(mutate, expected):
 
 def test_newer_schema_version_asks_to_upgrade():
     with pytest.raises(WattlmError) as caught:
-        validate_result(sample_bench_result(schema_version=2), source="runs/x/result.json")
+        validate_result(sample_bench_result(schema_version=3), source="runs/x/result.json")
     assert str(caught.value) == (
-        "runs/x/result.json has schema_version 2, newer than this wattlm reads (1) "
+        "runs/x/result.json has schema_version 3, newer than this wattlm reads (2) "
         "(upgrade wattlm: pip install -U wattlm)"
     )
 

@@ -3,6 +3,7 @@ decode window, then per-token statistics. The maths lives here once for every ba
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,18 +60,41 @@ def run_phases(
     return samples
 
 
+def _view_stat(
+    windows: list[Measurement], view: str, tokens: int, cv: float
+) -> dict[str, Any] | None:
+    """J/token of ``view`` over the repeats (median, 95% CI), with the model's band when
+    every window has one (``band_low``/``band_high``: medians of the per-window band ends)."""
+    energies = [w.energy(view) for w in windows]
+    if any(e is None for e in energies):
+        return None
+    stat = summarize([e / tokens for e in energies], cv_threshold=cv, unit="J/token").to_dict()
+    bands = [w.band(view) for w in windows]
+    if all(b is not None for b in bands):
+        stat["band_low"] = statistics.median(b[0] / tokens for b in bands)
+        stat["band_high"] = statistics.median(b[1] / tokens for b in bands)
+    return stat
+
+
 def _energy_stats(
     windows: list[Measurement], tokens: int, cv: float, intensity_g_per_kwh: float
-) -> tuple[dict | None, dict | None]:
-    energies = [w.energy_j for w in windows]
-    if any(e is None for e in energies):
-        return None, None
-    per_token = [e / tokens for e in energies]
-    grams = [j * intensity_g_per_kwh / J_PER_KWH for j in per_token]
-    return (
-        summarize(per_token, cv_threshold=cv, unit="J/token").to_dict(),
-        summarize(grams, cv_threshold=cv, unit="gCO2e/token").to_dict(),
-    )
+) -> dict[str, dict | None]:
+    """``energy_j_per_token`` (total view), ``energy_marginal_j_per_token`` and
+    ``gco2e_per_token`` (of the total) of one phase."""
+    total = _view_stat(windows, "total", tokens, cv)
+    grams = None
+    if total is not None:
+        per_token = [w.energy_j / tokens for w in windows]
+        grams = summarize(
+            [j * intensity_g_per_kwh / J_PER_KWH for j in per_token],
+            cv_threshold=cv,
+            unit="gCO2e/token",
+        ).to_dict()
+    return {
+        "energy_j_per_token": total,
+        "energy_marginal_j_per_token": _view_stat(windows, "marginal", tokens, cv),
+        "gco2e_per_token": grams,
+    }
 
 
 def summarize_phases(
@@ -86,14 +110,16 @@ def summarize_phases(
 
     Prefill processes ``batch_size × prompt_tokens`` tokens; decode produces
     ``batch_size × (new_tokens − 1)`` tokens. Energy per token is the window's energy
-    divided by those counts.
+    divided by those counts, in both views: ``energy_j_per_token`` is the ``total`` view
+    (idle-inclusive), ``energy_marginal_j_per_token`` the ``marginal`` one; estimates add
+    their model band (``band_low``/``band_high``) to each.
     """
     pre_tokens = batch_size * prompt_tokens
     dec_tokens = batch_size * (new_tokens - 1)
     pre_t = [w.time_s for w in samples.prefill]
     dec_t = [w.time_s for w in samples.decode]
-    pre_j, pre_g = _energy_stats(samples.prefill, pre_tokens, cv_threshold, intensity_g_per_kwh)
-    dec_j, dec_g = _energy_stats(samples.decode, dec_tokens, cv_threshold, intensity_g_per_kwh)
+    pre_e = _energy_stats(samples.prefill, pre_tokens, cv_threshold, intensity_g_per_kwh)
+    dec_e = _energy_stats(samples.decode, dec_tokens, cv_threshold, intensity_g_per_kwh)
     cv = cv_threshold
     return {
         "prefill": {
@@ -101,15 +127,13 @@ def summarize_phases(
             "tokens_per_s": summarize(
                 [pre_tokens / t for t in pre_t], cv_threshold=cv, unit="tokens/s"
             ).to_dict(),
-            "energy_j_per_token": pre_j,
-            "gco2e_per_token": pre_g,
+            **pre_e,
         },
         "decode": {
             "time_s": summarize(dec_t, cv_threshold=cv, unit="s").to_dict(),
             "tokens_per_s": summarize(
                 [dec_tokens / t for t in dec_t], cv_threshold=cv, unit="tokens/s"
             ).to_dict(),
-            "energy_j_per_token": dec_j,
-            "gco2e_per_token": dec_g,
+            **dec_e,
         },
     }

@@ -26,7 +26,7 @@ from wattlm._version import __version__
 from wattlm.cli import options as opt
 from wattlm.errors import WattlmError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the measurement carries both energy views
 
 
 class _ChildUsage:
@@ -120,6 +120,7 @@ def measure(
                 "source": energy_meter.source,
                 "meter": energy_meter.describe(),
                 "idle_subtracted": measurement.idle_power_w is not None,
+                "views": dict(energy_meter.methods),
             },
             "carbon": grid.to_dict(),
             "context": collect_context(),
@@ -139,12 +140,13 @@ def _print_table(measurement: Any, grams: float | None, exit_code: int) -> None:
     from rich.table import Table
 
     table = Table(title="wattlm measure", show_header=True)
-    for col in ("wall s", "CPU s", "energy J", "source", "gCO2e", "exit code"):
+    for col in ("wall s", "CPU s", "total J", "marginal J", "source", "gCO2e", "exit"):
         table.add_column(col, justify="left" if col == "source" else "right")
     table.add_row(
         _fmt(measurement.time_s, 3),
         _fmt(measurement.cpu_time_s, 3),
         _fmt(measurement.energy_j, 2),
+        _fmt(measurement.energy_marginal_j, 2),
         measurement.source,
         _fmt(grams, 4),
         str(exit_code),
@@ -152,7 +154,9 @@ def _print_table(measurement: Any, grams: float | None, exit_code: int) -> None:
     console = Console(stderr=True)
     console.print(table)
     if measurement.is_estimate:
-        console.print("energy is an estimate (CPU time x per-core power), not a measurement")
+        band = measurement.energy_band_j
+        span = "" if band is None else f" (model band: {band[0]:.2f} to {band[1]:.2f} J total)"
+        console.print(f"energy is an estimate, not a measurement{span}")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from wattlm.errors import WattlmError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: both energy views (total, marginal); 1 still reads
 RESULT_FILE = "result.json"
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}

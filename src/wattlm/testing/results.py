@@ -1,7 +1,9 @@
 """Complete, valid sample results for tests, docs and plug-ins.
 
 The numbers are realistic for a 135M-parameter model on a 2-core CPU with the CPU-time
-energy estimate, and deterministic: every call returns the same result.
+energy estimate, and deterministic: every call returns the same result. ``schema_version``
+picks the format: 2 (default, what wattlm writes now: both energy views) or 1 (older files:
+one energy figure per window); a higher number labels version-2 content with it.
 
 Example:
     >>> from wattlm.report.result import validate_result
@@ -56,39 +58,67 @@ def _stat(values: list[float], unit: str) -> dict[str, Any]:
     return summarize(values, unit=unit).to_dict()
 
 
-def _window(name: str, time_s: float, threads: int, source: str, tokens: int) -> dict[str, Any]:
+_METHODS = {"total": "sample: energy as measured", "marginal": "sample: idle subtracted"}
+_V2_KEYS = ("energy_marginal_j", "energy_band_j", "energy_marginal_band_j", "methods")
+
+
+def _window(
+    name: str, time_s: float, threads: int, source: str, tokens: int, version: int = 2
+) -> dict[str, Any]:
     cpu_time_s = round(time_s * threads * 0.97, 6)
     energy_j = None if source == "unavailable" else round(cpu_time_s * _WATTS_PER_CORE, 6)
     idle_w = _IDLE_W if source in ("nvml", "rapl") else None
-    return Measurement(
-        name, time_s, energy_j, source, cpu_time_s, idle_w, {"tokens": tokens}
-    ).to_dict()
+    marginal_j = energy_j
+    if energy_j is not None and idle_w is not None:
+        marginal_j = round(max(energy_j - idle_w * time_s, 0.0), 6)
+    window = Measurement(
+        name, time_s, energy_j, source, cpu_time_s, idle_w, {"tokens": tokens},
+        energy_marginal_j=marginal_j, methods=dict(_METHODS),
+    ).to_dict()  # fmt: skip
+    if version < 2:
+        for key in _V2_KEYS:
+            del window[key]
+    return window
 
 
-def _phase(samples: list[dict[str, Any]], tokens: int, time_key: str) -> dict[str, Any]:
+def _phase(
+    samples: list[dict[str, Any]], tokens: int, time_key: str, version: int = 2
+) -> dict[str, Any]:
     times = [s["time_s"] for s in samples]
     phase = {
         time_key: _stat(times, "s"),
         "tokens_per_s": _stat([tokens / t for t in times], "tokens/s"),
     }
     if samples[0]["energy_j"] is None:
-        return {**phase, "energy_j_per_token": None, "gco2e_per_token": None}
+        none = {"energy_marginal_j_per_token": None} if version >= 2 else {}
+        return {**phase, "energy_j_per_token": None, **none, "gco2e_per_token": None}
     j_per_token = [s["energy_j"] / tokens for s in samples]
     g_per_token = [j / J_PER_KWH * DEFAULT_GRID_INTENSITY for j in j_per_token]
+    marginal = {}
+    if version >= 2:
+        per_token = [s["energy_marginal_j"] / tokens for s in samples]
+        marginal = {"energy_marginal_j_per_token": _stat(per_token, "J/token")}
     return {
         **phase,
         "energy_j_per_token": _stat(j_per_token, "J/token"),
+        **marginal,
         "gco2e_per_token": _stat(g_per_token, "gCO2e/token"),
     }
 
 
 def _run(
-    backend: str, batch: int, dtype: str, prefill_s: list[float], decode_s: list[float], source: str
+    backend: str,
+    batch: int,
+    dtype: str,
+    prefill_s: list[float],
+    decode_s: list[float],
+    source: str,
+    version: int = 2,
 ) -> dict[str, Any]:
     threads, prompt_tokens, new_tokens = 2, 256, 64
     prefill_tokens, decode_tokens = batch * prompt_tokens, batch * (new_tokens - 1)
-    prefill = [_window("prefill", t, threads, source, prefill_tokens) for t in prefill_s]
-    decode = [_window("decode", t, threads, source, decode_tokens) for t in decode_s]
+    prefill = [_window("prefill", t, threads, source, prefill_tokens, version) for t in prefill_s]
+    decode = [_window("decode", t, threads, source, decode_tokens, version) for t in decode_s]
     details = {"library": "torch 2.13.0"} if backend == "torch" else {"library": "xllamacpp 0.2.1"}
     return {
         "backend": backend,
@@ -101,19 +131,22 @@ def _run(
         "warmup": 1,
         "repeats": len(prefill_s),
         "energy_source": source,
-        "prefill": _phase(prefill, prefill_tokens, "time_to_first_token_s"),
-        "decode": _phase(decode, decode_tokens, "time_s"),
+        "prefill": _phase(prefill, prefill_tokens, "time_to_first_token_s", version),
+        "decode": _phase(decode, decode_tokens, "time_s", version),
         "backend_details": details,
         "samples": {"prefill": prefill, "decode": decode},
     }
 
 
-def _energy(source: str) -> dict[str, Any]:
+def _energy(source: str, version: int = 2) -> dict[str, Any]:
     meter: dict[str, Any] = {"source": source}
     if source.startswith("estimate:"):
         meter.update(model=source.removeprefix("estimate:"), per_core_w=_WATTS_PER_CORE,
                      formula="energy_j = cpu_time_s * per_core_w", idle_subtracted=False)  # fmt: skip
-    return {"source": source, "meter": meter, "idle_subtracted": source in ("nvml", "rapl")}
+    energy = {"source": source, "meter": meter, "idle_subtracted": source in ("nvml", "rapl")}
+    if version >= 2:
+        energy["views"] = dict(_METHODS)
+    return energy
 
 
 def _context() -> dict[str, Any]:
@@ -132,7 +165,7 @@ def _context() -> dict[str, Any]:
 
 
 def sample_bench_result(
-    *, energy_source: str = ESTIMATE_SOURCE, **overrides: Any
+    *, energy_source: str = ESTIMATE_SOURCE, schema_version: int = 2, **overrides: Any
 ) -> dict[str, Any]:
     """A valid ``kind: "bench"`` result: runs torch b1, torch b8 and llamacpp b1.
 
@@ -143,9 +176,12 @@ def sample_bench_result(
         >>> sample_bench_result(quality=None)["quality"] is None
         True
         >>> sample_bench_result(energy_source="unavailable")["runs"][0]["decode"]["energy_j_per_token"]
+        >>> "energy_marginal_j_per_token" in sample_bench_result(schema_version=1)["runs"][0]["decode"]
+        False
     """
+    v = min(schema_version, 2)
     result: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": schema_version,
         "kind": "bench",
         "wattlm_version": "0.1.0",
         "created_utc": "2026-11-21T10:00:00Z",
@@ -153,9 +189,9 @@ def sample_bench_result(
         "model": dict(_MODEL),
         "quality": dict(_QUALITY),
         "memory": {"peak_rss_bytes": 1_187_512_320, "weights_resident_bytes": 538_060_032},
-        "energy": _energy(energy_source),
+        "energy": _energy(energy_source, v),
         "carbon": dict(_CARBON),
-        "runs": [_run(*spec, source=energy_source) for spec in _RUNS],
+        "runs": [_run(*spec, source=energy_source, version=v) for spec in _RUNS],
         "notes": ["weights are the Q4_1 GGUF dequantized to float32"],
         "context": _context(),
     }
@@ -164,7 +200,7 @@ def sample_bench_result(
 
 
 def sample_measure_result(
-    *, energy_source: str = ESTIMATE_SOURCE, **overrides: Any
+    *, energy_source: str = ESTIMATE_SOURCE, schema_version: int = 2, **overrides: Any
 ) -> dict[str, Any]:
     """A valid ``kind: "measure"`` result for ``python train.py`` (12.4 s, exit code 0).
 
@@ -172,17 +208,22 @@ def sample_measure_result(
         >>> sample_measure_result()["measurement"]["energy_j"]
         180.42
     """
-    measurement = _window("command", 12.4, 2, energy_source, 0)
+    v = min(schema_version, 2)
+    measurement = _window("command", 12.4, 2, energy_source, 0, v)
     measurement.update(details={}, energy_j=None if energy_source == "unavailable" else 180.42)
+    if v >= 2:
+        idle = _IDLE_W * 12.4 if energy_source in ("nvml", "rapl") else 0.0
+        marginal = None if energy_source == "unavailable" else round(180.42 - idle, 6)
+        measurement["energy_marginal_j"] = marginal
     result: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": schema_version,
         "kind": "measure",
         "wattlm_version": "0.1.0",
         "created_utc": "2026-11-21T10:05:00Z",
         "command": ["python", "train.py"],
         "exit_code": 0,
         "measurement": measurement,
-        "energy": _energy(energy_source),
+        "energy": _energy(energy_source, v),
         "carbon": dict(_CARBON),
         "context": _context(),
     }
