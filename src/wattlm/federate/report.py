@@ -67,7 +67,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         "## Rounds",
         "",
-        "| round | accuracy | updates used | failed | round energy | cumulative energy | "
+        "| round | accuracy | updates used | failed | clients' energy | cumulative energy | "
         "cumulative bytes |",
         "|---|---|---|---|---|---|---|",
         f"| 0 | {_q(result['initial_quality']['value'])} | | | | | |",

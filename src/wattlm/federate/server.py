@@ -95,8 +95,8 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
         record = state.record
         record.setdefault("resumed_after", []).append(state.round)
     else:
-        state = RunState(round=0, arrays=get_arrays(lm.model), record={})
         record = {"initial_quality": _evaluate(lm, rows, cfg, meter), "rounds": []}
+        state = RunState(round=0, arrays=get_arrays(lm.model), record=record)
         save_state(out, state)
     arrays = state.arrays
     nodes = wait_for_nodes(grid, cfg.clients, cfg.timeout_s)
