@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from wattlm._config import check_fraction, check_int
 from wattlm._progress import steps
 from wattlm.compress import calibrate_hooks as hooks
 from wattlm.compress import qmath
@@ -70,20 +71,15 @@ class GptqConfig(CompressConfig):
                 f"GPTQ supports bits=4 or bits=8, got {self.bits}",
                 hint="4: int4 group-wise (then int4-weight); 8: int8 per channel (int8-weight)",
             )
-        if self.group_size < 1:
-            raise WattlmError(f"group_size must be >= 1, got {self.group_size}", hint="e.g. 32")
+        check_int("group_size", self.group_size)
         if self.zero_point not in ("float", "int"):
             raise WattlmError(
                 f"zero_point {self.zero_point!r} is not supported",
                 hint="'float' (group minimum kept exactly) or 'int' (qmath's integer zero)",
             )
-        if self.calibration_samples < 1 or self.seq_len < 2:
-            raise WattlmError(
-                "GPTQ needs calibration_samples >= 1 and seq_len >= 2, "
-                f"got {self.calibration_samples} and {self.seq_len}"
-            )
-        if not 0 < self.damp <= 1:
-            raise WattlmError(f"damp must be in (0, 1], got {self.damp}", hint="e.g. 0.01")
+        check_int("calibration_samples", self.calibration_samples)
+        check_int("seq_len", self.seq_len, 2)
+        check_fraction("damp", self.damp, "e.g. 0.01")
         object.__setattr__(self, "skip", tuple(self.skip))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from wattlm._config import check_fraction
 from wattlm.compress.base import CompressConfig, CompressContext, register
 from wattlm.compress.sparsity import select_linears
 from wattlm.errors import WattlmError
@@ -82,9 +83,8 @@ class LowRankConfig(CompressConfig):
                 hint="rank_ratio: 0.5 keeps half the rank; energy: 0.9 keeps 90% of Σσ²",
             )
         for name in ("rank_ratio", "energy"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 < value <= 1.0:
-                raise WattlmError(f"{name} must be in (0, 1], got {value}")
+            if getattr(self, name) is not None:
+                check_fraction(name, getattr(self, name))
         if any(r < 1 for _, r in self.ranks or ()):
             raise WattlmError("every recorded rank must be >= 1")
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.nn.utils import prune as torch_prune
 
+from wattlm._config import check_choice, check_int
 from wattlm.compress import sparsity as sp
 from wattlm.compress.base import CompressConfig, CompressContext, register
 from wattlm.errors import WattlmError
@@ -24,7 +25,7 @@ DEFAULT_SKIP = ("lm_head", "*embed*")
 _FINETUNE_BATCH = 4
 
 
-def check_fraction(name: str, value: float) -> None:
+def _check_sparsity(name: str, value: float) -> None:
     if not 0.0 <= value < 1.0:
         raise WattlmError(f"{name} must be in [0, 1), got {value}", hint="e.g. 0.5 prunes half")
 
@@ -70,19 +71,18 @@ class MagnitudePruneConfig(CompressConfig):
                 hint="sparsity: 0.5 prunes half; threshold: 0.01 prunes |w| < 0.01",
             )
         if self.sparsity is not None:
-            check_fraction("sparsity", self.sparsity)
+            _check_sparsity("sparsity", self.sparsity)
         if self.threshold is not None and (self.threshold < 0 or self.steps != 1):
             raise WattlmError(
                 f"threshold must be >= 0 and used with steps=1, got {self.threshold}, "
                 f"steps={self.steps}",
                 hint="the cubic schedule ramps a sparsity; use sparsity with steps > 1",
             )
-        if self.scope not in ("global", "layer"):
-            raise WattlmError(f"unknown scope {self.scope!r}", hint="choose global or layer")
+        check_choice("scope", self.scope, ("global", "layer"))
         if self.steps < 1 or self.finetune_steps < 0 or self.finetune_lr <= 0:
             raise WattlmError("steps must be >= 1, finetune_steps >= 0 and finetune_lr > 0")
-        if self.finetune_samples < 1 or self.finetune_seq_len < 2:
-            raise WattlmError("finetune_samples must be >= 1 and finetune_seq_len >= 2")
+        check_int("finetune_samples", self.finetune_samples)
+        check_int("finetune_seq_len", self.finetune_seq_len, 2)
 
 
 def magnitude_masks(
@@ -194,9 +194,9 @@ class WandaConfig(CompressConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "skip", tuple(self.skip))
-        check_fraction("sparsity", self.sparsity)
-        if self.calibration_samples < 1 or self.seq_len < 2:
-            raise WattlmError("calibration_samples must be >= 1 and seq_len >= 2")
+        _check_sparsity("sparsity", self.sparsity)
+        check_int("calibration_samples", self.calibration_samples)
+        check_int("seq_len", self.seq_len, 2)
 
 
 @WandaConfig.handler

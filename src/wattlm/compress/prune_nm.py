@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from wattlm._config import check_choice, check_int
 from wattlm.compress import sparsity as sp
 from wattlm.compress.base import CompressConfig, CompressContext, register
 from wattlm.compress.prune import DEFAULT_SKIP
@@ -57,12 +58,9 @@ class NMSparsityConfig(CompressConfig):
             raise WattlmError(
                 f"N:M sparsity needs 1 <= n < m, got {self.n}:{self.m}", hint="e.g. n=2, m=4"
             )
-        if self.criterion not in CRITERIA:
-            raise WattlmError(
-                f"unknown criterion {self.criterion!r}", hint=f"choose from: {', '.join(CRITERIA)}"
-            )
-        if self.calibration_samples < 1 or self.seq_len < 2:
-            raise WattlmError("calibration_samples must be >= 1 and seq_len >= 2")
+        check_choice("criterion", self.criterion, CRITERIA)
+        check_int("calibration_samples", self.calibration_samples)
+        check_int("seq_len", self.seq_len, 2)
         if self.semi_structured and (self.n, self.m) != (2, 4):
             raise WattlmError("semi_structured kernels exist only for 2:4", hint="use n=2, m=4")
 
