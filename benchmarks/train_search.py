@@ -27,7 +27,7 @@ from pathlib import Path
 
 def _search(args: argparse.Namespace, sampler: str, out: Path, energy_prune: bool) -> dict:
     from wattlm.search.train_config import TrainSearchConfig
-    from wattlm.search.train_search import train_search
+    from wattlm.search.train_search_run import train_search
 
     cfg = TrainSearchConfig(
         target=args.target, model=args.model, data=args.data, n_trials=args.n_trials,

@@ -10,7 +10,7 @@ from wattlm.errors import WattlmError
 from wattlm.report.result import validate_result
 from wattlm.search.train_config import TrainSearchConfig
 from wattlm.search.train_monitor import TrialMonitor, projected_energy_j
-from wattlm.search.train_search import train_search
+from wattlm.search.train_search_run import train_search
 from wattlm.search.train_space import TrainSpace, load_train_space
 from wattlm.search.train_synthetic import SyntheticTrainEvaluator, energy_to_target
 

@@ -8,7 +8,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'watt
 
 from wattlm.report.result import validate_result  # noqa: E402
 from wattlm.search.train_config import TrainSearchConfig  # noqa: E402
-from wattlm.search.train_search import train_search  # noqa: E402
+from wattlm.search.train_search_run import train_search  # noqa: E402
 from wattlm.search.train_space import TrainSpace  # noqa: E402
 from wattlm.search.train_synthetic import SyntheticTrainEvaluator  # noqa: E402
 

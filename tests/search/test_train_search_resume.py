@@ -14,7 +14,7 @@ import pytest
 SCRIPT = """
 import sys
 from wattlm.search.train_config import TrainSearchConfig
-from wattlm.search.train_search import train_search
+from wattlm.search.train_search_run import train_search
 from wattlm.search.train_space import TrainSpace
 from wattlm.search.train_synthetic import SyntheticTrainEvaluator
 

@@ -68,7 +68,7 @@ def search_command(
     """
     from wattlm.report.train_search_report import summary_lines
     from wattlm.search.train_config import TrainSearchConfig
-    from wattlm.search.train_search import train_search
+    from wattlm.search.train_search_run import train_search
 
     cfg = TrainSearchConfig(
         target=target, model=model, data=data, recipe=recipe, n_trials=n_trials, space=space,

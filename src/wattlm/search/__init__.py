@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from wattlm.search.run import optimize
     from wattlm.search.space import SearchSpace, load_space
     from wattlm.search.train_config import TrainSearchConfig
-    from wattlm.search.train_search import train_search
+    from wattlm.search.train_search_run import train_search
     from wattlm.search.train_space import TrainSpace, load_train_space
 
 __all__ = [
@@ -44,7 +44,7 @@ _LAZY = {
     "SearchSpace": "wattlm.search.space",
     "load_space": "wattlm.search.space",
     "TrainSearchConfig": "wattlm.search.train_config",
-    "train_search": "wattlm.search.train_search",
+    "train_search": "wattlm.search.train_search_run",
     "TrainSpace": "wattlm.search.train_space",
     "load_train_space": "wattlm.search.train_space",
 }
