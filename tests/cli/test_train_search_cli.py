@@ -111,3 +111,14 @@ def test_lora_on_a_model_without_matching_modules_is_refused_before_training(
     assert code == 2 and "has no module LoRA can adapt" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "study.db").exists()  # nothing trained, no study opened
+
+
+def test_wattlm_report_renders_a_train_search_folder(tmp_path, capsys):
+    from wattlm.report.train_search_report import sample_train_search_record
+
+    (tmp_path / "train-search.json").write_text(json.dumps(sample_train_search_record()))
+    assert main(["report", str(tmp_path), "--no-print"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# wattlm train search: minilm-l6 on movie-sentiment")
+    assert "5.00× less energy" in md and "| 1 ★ |" in md
+    assert "<svg" in (tmp_path / "report.html").read_text()

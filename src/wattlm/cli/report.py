@@ -1,7 +1,8 @@
 """``wattlm report PATH``: validate a result and write its Markdown report.
 
-An optimize run (a folder holding ``optimize.json``, or that file) gets ``report.html`` and
-``report.md`` beside it (or in the ``--out`` folder).
+An optimize run (a folder holding ``optimize.json``, or that file) and a train search (a
+folder holding ``train-search.json``, or that file) get ``report.html`` and ``report.md``
+beside it (or in the ``--out`` folder).
 
 Example (shell)::
 
@@ -48,6 +49,12 @@ def report(
     if optimize_json is not None:
         _optimize_reports(optimize_json, out, print_)
         return
+    from wattlm.report import train_search_report
+
+    search_json = train_search_report.train_search_file(path)
+    if search_json is not None:
+        _optimize_reports(search_json, out, print_, train_search_report)
+        return
     file = result_file(path)
     text = render_markdown(load_result(file))
     target = file.parent / REPORT_FILE if out is None else out
@@ -65,17 +72,19 @@ def report(
     typer.echo(f"wrote {target}", err=True)
 
 
-def _optimize_reports(file: Path, out: Path | None, print_: bool) -> None:
-    from wattlm.report.optimize_report import MARKDOWN_FILE, write_reports
+def _optimize_reports(file: Path, out: Path | None, print_: bool, module=None) -> None:
+    """report.html + report.md of an optimize run (or, with ``module``, a train search)."""
+    from wattlm.report import optimize_report
     from wattlm.report.result import load_result
 
+    module = module or optimize_report
     record = load_result(file)
-    written = write_reports(record, file.parent if out is None else out)
+    written = module.write_reports(record, file.parent if out is None else out)
     if print_:
         from rich.console import Console
         from rich.markdown import Markdown
 
-        md = next(p for p in written if p.name == MARKDOWN_FILE)
+        md = next(p for p in written if p.name == module.MARKDOWN_FILE)
         Console().print(Markdown(md.read_text(encoding="utf-8")))
     for target in written:
         typer.echo(f"wrote {target}", err=True)

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+RESULT_FILE = "train-search.json"
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
 COLUMNS = ("#", "options", "state", "energy to target (J)", "energy spent (J)", "best quality",
@@ -148,6 +149,15 @@ def render_html(rec: dict[str, Any]) -> str:
         f"<p>Pareto front (energy spent vs best quality): {esc(str(rec['pareto']))}</p>"
         f"<h2>Notes</h2><ul>{notes}</ul></body></html>\n"
     )
+
+
+def train_search_file(path: str | os.PathLike[str]) -> Path | None:
+    """The ``train-search.json`` that ``path`` names (the file, or a run folder holding it),
+    or ``None`` when it names something else."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_FILE
+    return path if path.name == RESULT_FILE and path.is_file() else None
 
 
 def write_reports(record: dict[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
