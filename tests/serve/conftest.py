@@ -17,7 +17,13 @@ from wattlm.testing.meters import FakeMeter
 SERVE_DEPS = ("fastapi", "uvicorn", "openai", "prometheus_client")
 if any(importlib.util.find_spec(m) is None for m in SERVE_DEPS):
     # the HTTP tests need the serve extra; the attribution tests run without it
-    collect_ignore = ["test_app.py", "test_loadtest.py", "test_llamacpp_serve.py", "test_cli.py"]
+    collect_ignore = [
+        "test_app.py",
+        "test_loadtest.py",
+        "test_llamacpp_serve.py",
+        "test_cli.py",
+        "test_torch_engine.py",
+    ]
 
 
 class ScriptedEngine:
