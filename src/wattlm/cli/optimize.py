@@ -21,6 +21,13 @@ def optimize_command(
     objective: Annotated[
         str, typer.Option(help="decode-energy, prefill-energy or request-energy.")
     ] = "decode-energy",
+    energy_view: Annotated[
+        str,
+        typer.Option(
+            help="Energy the objective reads: total (idle-inclusive: a dedicated or rented "
+            "machine) or marginal (added over idle: a shared, always-on one)."
+        ),
+    ] = "total",
     sampler: Annotated[str, typer.Option(help="nsga2, tpe, grid or random.")] = "nsga2",
     n_trials: Annotated[
         int, typer.Option(help="Most trials to ask (the baseline not counted).")
@@ -77,7 +84,8 @@ def optimize_command(
     from wattlm.search.run import optimize
 
     flags = dict(
-        model=model, data=data, budget=budget, objective=objective, sampler=sampler,
+        model=model, data=data, budget=budget, objective=objective, energy_view=energy_view,
+        sampler=sampler,
         n_trials=n_trials, time_budget=time_budget, space=space, storage=storage, ray=ray,
         ray_workers=ray_workers, threads=threads, seed=seed, meter=meter, device=device,
         remeasure=remeasure, peer=peer, repeats=repeats, screen_repeats=screen_repeats,

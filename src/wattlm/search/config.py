@@ -18,6 +18,7 @@ from typing import Any
 from wattlm._config import Config, check, check_choice, check_int, check_version
 from wattlm.errors import WattlmError
 from wattlm.measure import ENERGY_METERS
+from wattlm.measure.views import VIEWS
 
 CONFIG_VERSION = 1
 OBJECTIVES = ("decode-energy", "prefill-energy", "request-energy")
@@ -146,6 +147,8 @@ class OptimizeConfig(Config):
     data: str = "wiki-sample"
     budget: float = 0.02
     objective: str = "decode-energy"
+    #: ``total`` (idle-inclusive, the default) or ``marginal``: what the objective reads
+    energy_view: str = "total"
     sampler: str = "nsga2"
     n_trials: int = 60
     time_budget_s: float | None = 840.0
@@ -177,6 +180,7 @@ class OptimizeConfig(Config):
             elif not isinstance(value, StageSettings):
                 raise WattlmError(f"{name} must be stage settings, got {value!r}")
         check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("energy view", self.energy_view, VIEWS)
         check_choice("sampler", self.sampler, SAMPLERS)
         check_choice("meter", self.meter, ENERGY_METERS, "optimize needs energy figures")
         check_int("trials (--n-trials)", self.n_trials, 1)

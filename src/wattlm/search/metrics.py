@@ -10,6 +10,11 @@ The objective is one of:
 
 Latency is the time between two generated tokens *of one sequence*: decode window time /
 (new tokens − 1), so a batch of 8 that decodes faster in total may still be slower per user.
+
+Every energy figure is read in one **energy view** (``energy_view``): ``total``
+(idle-inclusive, ``energy_j_per_token``/``energy_j``, the default) or ``marginal``
+(``energy_marginal_j_per_token``/``energy_marginal_j``); the metric keys stay the same.
+A result without the view (schema 1 has no marginal figures) gives ``null`` energy.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from wattlm.measure.stats import summarize
+from wattlm.measure.views import check_view, view_key
 
 OBJECTIVES: dict[str, tuple[str, str]] = {
     "decode-energy": ("decode.energy_j_per_token", "J/token"),
@@ -66,9 +72,13 @@ def interval(entry: dict[str, Any]) -> tuple[float, float]:
 
 
 def metrics_from_result(
-    result: dict[str, Any], *, objective: str, weight_bytes: int | None
+    result: dict[str, Any],
+    *,
+    objective: str,
+    weight_bytes: int | None,
+    energy_view: str = "total",
 ) -> dict[str, Any]:
-    """The ``metrics`` of a trial from a one-run bench result.
+    """The ``metrics`` of a trial from a one-run bench result, energy in ``energy_view``.
 
     Example:
         >>> from wattlm.testing.results import sample_bench_result
@@ -77,7 +87,14 @@ def metrics_from_result(
         >>> m = metrics_from_result(r, objective="decode-energy", weight_bytes=10)
         >>> m["objective"] == m["energy_j_per_token"]
         True
+        >>> marginal = metrics_from_result(r, objective="decode-energy", weight_bytes=10,
+        ...                                energy_view="marginal")
+        >>> marginal["objective"]["median"] == r["runs"][0]["decode"]["energy_marginal_j_per_token"]["median"]
+        True
     """
+    per_token, window = (
+        view_key(k, check_view(energy_view)) for k in ("energy_j_per_token", "energy_j")
+    )
     run = result["runs"][0]
     cv = result.get("config", {}).get("cv_threshold", 0.10)
     batch, new = run["batch_size"], run["new_tokens"]
@@ -89,7 +106,7 @@ def metrics_from_result(
         unit="ms/token",
     ).to_dict()
     energies = [
-        (p["energy_j"], d["energy_j"])
+        (p.get(window), d.get(window))
         for p, d in zip(samples["prefill"], samples["decode"], strict=True)
     ]
     request = None
@@ -101,8 +118,8 @@ def metrics_from_result(
     metrics = empty_metrics()
     metrics.update(
         perplexity=quality["value"] if quality else None,
-        energy_j_per_token=stat_entry(dec["energy_j_per_token"]),
-        prefill_energy_j_per_token=stat_entry(pre["energy_j_per_token"]),
+        energy_j_per_token=stat_entry(dec.get(per_token)),
+        prefill_energy_j_per_token=stat_entry(pre.get(per_token)),
         request_energy_j=stat_entry(request),
         decode_tokens_per_s=stat_entry(dec["tokens_per_s"]),
         prefill_tokens_per_s=stat_entry(pre["tokens_per_s"]),
