@@ -44,6 +44,8 @@ class TrialSpec:
     model: str
     data: str
     meter: str = "auto"
+    #: which energy view the objective reads: ``total`` or ``marginal``
+    energy_view: str = "total"
     device: str = "cpu"
     ppl_max_length: int = 512
     ppl_stride: int = 256
@@ -203,7 +205,10 @@ class BenchEvaluator:
                 write_run(run_dir, cfg.to_dict(), result)
                 result_path = str(run_dir / "result.json")
             metrics = metrics_from_result(
-                result, objective=spec.objective, weight_bytes=bytes_as_run
+                result,
+                objective=spec.objective,
+                weight_bytes=bytes_as_run,
+                energy_view=spec.energy_view,
             )
             del loaded
             return {

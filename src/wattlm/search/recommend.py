@@ -71,6 +71,7 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
         stage="full",
         settings=cfg.full,
         objective=cfg.objective,
+        energy_view=cfg.energy_view,
         model=str(target),
         data=cfg.data,
         meter=cfg.meter,
@@ -89,7 +90,9 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
         )
     write_run(folder, bench_cfg.to_dict(), result)
     size = target.stat().st_size if target.is_file() else weight_bytes(loaded.model)
-    metrics = metrics_from_result(result, objective=cfg.objective, weight_bytes=size)
+    metrics = metrics_from_result(
+        result, objective=cfg.objective, weight_bytes=size, energy_view=cfg.energy_view
+    )
     if metrics["perplexity"] is not None:
         metrics["perplexity_increase"] = metrics["perplexity"] / s.baseline_ppl("full") - 1.0
     command = (
