@@ -150,6 +150,7 @@ class _Search:
             stage=stage,
             settings=settings,
             objective=cfg.objective,
+            energy_view=cfg.energy_view,
             model=cfg.model,
             data=cfg.data,
             meter=cfg.meter,
