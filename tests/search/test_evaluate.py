@@ -86,9 +86,9 @@ def test_llamacpp_variant_runs_the_exported_file(base, text_file, tmp_path):
 def test_dequantized_gguf_weights_match_transformers_loading(base, tmp_path):
     import copy
 
+    from wattlm.export.gguf_weights import load_gguf_weights_
     from wattlm.export.gguf_writer import export_gguf
     from wattlm.models.load import load_model
-    from wattlm.export.gguf_weights import load_gguf_weights_
 
     path = export_gguf(base.model, base.tokenizer, tmp_path / "m.gguf", qtype="q4_0")
     ours = copy.deepcopy(base.model)
