@@ -189,3 +189,13 @@ def test_shipped_spaces_load():
     default = load_train_space("train-default")
     assert set(default.values("optimizer")) == {"adamw", "sgd", "adagrad", "adafactor"}
     assert default.start
+
+
+def test_a_trial_stopped_by_its_time_cap_is_evaluated_at_its_last_step():
+    m = TrialMonitor(target=0.9, higher=True, eval_every=4, best_energy_j=None, max_steps=100)
+    for _ in range(3):
+        assert m.step(1.0, 8, lambda: 0.5) is None  # no evaluation due yet
+    m.final(lambda: 0.7)
+    out = m.outcome()
+    assert out["stop"] == "cap" and out["steps"] == 3 and out["samples"] == 24
+    assert out["curve"] == [{"step": 3, "samples": 24, "energy_j": 3.0, "quality": 0.7}]

@@ -29,6 +29,10 @@ def search_command(
     max_samples: Annotated[
         int, typer.Option(help="A trial's budget in training samples (infeasible past it).")
     ] = 4096,
+    max_trial_time: Annotated[
+        float | None,
+        typer.Option(help="A trial's training time cap in seconds (infeasible past it)."),
+    ] = None,
     eval_every: Annotated[
         int, typer.Option(help="Evaluate (and check the target) every N training samples.")
     ] = 512,
@@ -73,6 +77,7 @@ def search_command(
     cfg = TrainSearchConfig(
         target=target, model=model, data=data, recipe=recipe, n_trials=n_trials, space=space,
         sampler=sampler, seed=seed, max_samples=max_samples, eval_every_samples=eval_every,
+        max_trial_s=max_trial_time,
         eval_max_samples=eval_max_samples, seq_len=seq_len, max_train_samples=max_train_samples,
         energy_prune=energy_prune, pruner=pruner, threads=threads, device=device, meter=meter,
         storage=storage, ray=ray, ray_workers=ray_workers,

@@ -60,7 +60,9 @@ def summary_lines(rec: dict[str, Any]) -> list[str]:
         )
     ratio = rec["ratios"]["energy_to_target_default_over_recommended"]
     default = by_number[rec["default"]]
-    if ratio is not None:
+    if pick is not None and pick["number"] == rec["default"]:
+        lines.append("the defaults were the cheapest configuration tried")
+    elif ratio is not None:
         lines.append(
             f"default ({default['label']}): {default['energy_to_target_j']:.4g} J to target: "
             f"the recommendation needs {ratio:.2f}× less energy"

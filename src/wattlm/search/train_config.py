@@ -36,6 +36,8 @@ class TrainSearchConfig(Config):
             causal LMs); a trial stops as soon as an evaluation reaches it.
         max_samples: a trial's training budget in samples (its cap); trials that do not
             reach the target within it are infeasible.
+        max_trial_s: a trial's training time cap in seconds (``None``: none); a trial that
+            hits it is infeasible, like one past ``max_samples``.
         eval_every_samples: evaluate (and check the target) after about this many samples.
         eval_max_samples: held-out examples per evaluation (classifiers).
         energy_prune: stop a trial whose energy spent, or projected to the target from its
@@ -55,6 +57,7 @@ class TrainSearchConfig(Config):
     space: str = "train-default"
     seed: int = 0
     max_samples: int = 4096
+    max_trial_s: float | None = None
     eval_every_samples: int = 512
     eval_max_samples: int | None = 500
     seq_len: int = 128
@@ -79,6 +82,8 @@ class TrainSearchConfig(Config):
         for name in ("eval_max_samples", "max_train_samples", "threads", "ray_workers"):
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), 1)
+        if self.max_trial_s is not None:
+            check_positive("max_trial_s", self.max_trial_s)
         if self.metric != "auto":
             self.check_target(self.metric)
 

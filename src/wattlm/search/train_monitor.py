@@ -7,7 +7,8 @@
   evaluations (quality per joule), projects more than that to reach the target;
 - **pruned (Optuna)**: the study's pruner (median, successive halving, Hyperband) judged its
   intermediate quality (local trials only);
-- **cap**: its sample budget ran out before the target (infeasible; its best quality kept).
+- **cap**: its sample budget (or time cap) ran out before the target (infeasible; its best
+  quality kept).
 
 The real trial (:mod:`wattlm.search.train_trial`) and the synthetic one
 (:mod:`wattlm.search.train_synthetic`) both drive a :class:`TrialMonitor`, so the rules
@@ -120,6 +121,19 @@ class TrialMonitor:
         if self.pruner is not None and self.pruner(self.samples, quality):
             return self._set("pruned", "the study's pruner: intermediate quality too low")
         return self._over_budget(projected=True)
+
+    def final(
+        self, evaluate: Callable[[], float], eval_energy: Callable[[], float] | None = None
+    ) -> None:
+        """A trial that ended without a verdict (its time cap): evaluate its last step."""
+        if self.stop is not None or not self.steps:
+            return
+        if not self.curve or self.curve[-1]["step"] != self.steps:
+            self.steps -= 1
+            self.max_steps = self.steps + 1  # the next step is the last: evaluated
+            self.step(0.0, 0, evaluate, eval_energy)
+        if self.stop is None:
+            self._set("cap")
 
     def _over_budget(self, projected: bool = False) -> str | None:
         best = self.best_energy_j

@@ -69,7 +69,7 @@ def decide(s: Any, trials: list[dict[str, Any]]) -> dict[str, Any]:
         for t in feasible
     ]
     chosen, tied, why = recommend(choices)
-    ran = [t for t in trials if t["state"] in ("reached", "not_reached")]
+    ran = [t for t in trials if t["state"] in ("reached", "not_reached")]  # all evaluated
     points = [(t["energy_j"], _quality_key(t["quality_best"], higher)) for t in ran]
     front = sorted(ran[i]["number"] for i in pareto_front(points))
     for t in trials:

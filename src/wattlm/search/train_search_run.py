@@ -173,6 +173,7 @@ class _TrainSearch:
             higher=getattr(self, "higher", True),
             max_samples=cfg.max_samples,
             eval_every_samples=cfg.eval_every_samples,
+            max_time_s=cfg.max_trial_s,
             model=cfg.model,
             data=cfg.data,
             task=getattr(self, "task", "sequence-classification"),
@@ -200,7 +201,7 @@ class _TrainSearch:
         stop = outcome.get("stop", "failed")
         state = {"reached": "reached", "cap": "not_reached", "pruned": "pruned"}.get(stop)
         best = outcome.get("quality_best")
-        if best is None and not error:
+        if best is None and not error and stop != "pruned":  # pruned on energy spent: fine
             error, state = "no evaluation ran", None
         return {
             "number": spec.number,
@@ -248,7 +249,7 @@ class _TrainSearch:
         if rec["state"] == "failed":
             return f"{head}: failed ({rec['error']})"
         q = rec["quality_best"]
-        shown = f"{self.metric} {q:.4g}"
+        shown = f"{self.metric} {q:.4g}" if q is not None else "not evaluated"
         if rec["feasible"]:
             return f"{head}: {rec['energy_to_target_j']:.4g} J to target ({shown})"
         if rec["state"] == "pruned":

@@ -59,6 +59,7 @@ class TrainTrialSpec:
     threads: int | None = None
     device: str = "cpu"
     meter: str = "auto"
+    max_time_s: float | None = None
     best_energy_j: float | None = None
     pruner: Any = field(default=None, compare=False)
 
@@ -81,7 +82,7 @@ class TrainTrialSpec:
         return TrainOptions(
             **{**self.params, "max_steps": self.max_steps, "epochs": None,
                "seed": self.seed, "threads": self.threads, "device": self.device,
-               "meter": self.meter, "log_every": 10**9},
+               "meter": self.meter, "log_every": 10**9, "max_time_s": self.max_time_s},
         )  # fmt: skip
 
     def monitor(self) -> Any:
@@ -197,6 +198,7 @@ class TrainEvaluator:
                 return failed(
                     f"no energy figure from meter {opts.meter!r}", energy_source=meter.source
                 )
+        monitor.final(quality, lambda: last.pop("eval_j", 0.0))  # stopped by its time cap
         out = monitor.outcome()
         out.update(
             error=None,
