@@ -63,7 +63,7 @@ def rows_of(name: str, result: dict[str, Any]) -> list[list[str]]:
         out.append(
             [
                 "centralised",
-                f"{c['final_accuracy']:.4f}",
+                f"{c['final_quality']:.4f}",
                 _j(c["energy_j"]),
                 "0.0",
                 _j(ct["energy_j"]) if ct["reached"] else "not reached",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from wattlm.testing.tiny import tiny_classifier
+from wattlm.testing.tiny import TRAINING_TEXT, tiny_causal_lm, tiny_classifier
 
 POSITIVE = ["good", "great", "fine", "nice", "lovely"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
@@ -27,4 +27,19 @@ def tiny_setup(tmp_path_factory):
                 y = i % 2
                 word = (POSITIVE if y else NEGATIVE)[i % 5]
                 fh.write(json.dumps({"text": f"a {word} film {i}", "label": y}) + "\n")
+    return root / "model", data
+
+
+@pytest.fixture(scope="session")
+def tiny_text_setup(tmp_path_factory):
+    """``(model_dir, data_dir)``: a 2-layer Llama and a folder of articles per split."""
+    root = tmp_path_factory.mktemp("fedtext")
+    lm = tiny_causal_lm()
+    lm.model.save_pretrained(root / "model")
+    lm.tokenizer.save_pretrained(root / "model")
+    data = root / "data"
+    data.mkdir()
+    for split, n in (("train", 8), ("validation", 2), ("test", 2)):
+        articles = [f"Article {i}. " + TRAINING_TEXT for i in range(n)]
+        (data / f"{split}.txt").write_text("\n\n".join(articles), encoding="utf-8")
     return root / "model", data

@@ -75,3 +75,33 @@ def test_crashed_and_corrupt_clients_do_not_end_the_run_and_a_killed_run_resumes
     assert result["rounds"][0]["aggregated"] == 1 and result["rounds"][0]["failed"] == [1, 2]
     assert result["rounds"][1]["aggregated"] == 3
     assert [p["rounds_failed"] for p in result["per_client"]] == [0, 1, 1]
+
+
+@pytest.mark.slow
+def test_causal_lm_with_lora_sends_only_adapters_and_compares_to_central(tiny_text_setup, tmp_path):
+    model, data = tiny_text_setup
+    cfg = FederateConfig(
+        model=str(model),
+        data=str(data),
+        clients=2,
+        rounds=1,
+        lr=1e-3,
+        batch_size=4,
+        seq_len=32,
+        lora=True,
+        lora_targets=("q_proj", "v_proj"),
+        lora_rank=2,
+        compare_central=True,
+        target=1e9,  # any perplexity reaches it: checks the direction of the comparison
+    )
+    result = federate(cfg, tmp_path / "run", progress=False)
+    assert result["initial_quality"]["metric"] == "perplexity"
+    assert result["data"]["task"] == "causal-lm"
+    assert [c["rows"] for c in result["data"]["clients"]] == [4, 4]  # whole articles
+    m = result["model"]
+    assert m["travelling_parameters"] < m["parameters"] / 10  # adapters only
+    (rnd,) = result["rounds"]
+    assert all(c["status"] == "ok" for c in rnd["clients"])
+    assert all(c["uplink_bytes"] < 4 * m["travelling_parameters"] + 20_000 for c in rnd["clients"])
+    assert result["totals"]["to_target"]["reached"] and result["totals"]["to_target"]["round"] == 1
+    assert result["central"]["metric"] == "perplexity" and result["central"]["to_target"]["reached"]

@@ -19,10 +19,11 @@ def federate_command(
         ..., help="Run folder (new or empty; with --resume, the killed run's)."
     ),
     model: str = typer.Option(
-        "minilm-l6", help="Classifier to fine-tune (asset, folder or hub id)."
+        "minilm-l6", help="Classifier for labelled data, causal LM for text."
     ),
     data: str = typer.Option(
-        "movie-sentiment", help="Labelled set (movie-sentiment, .jsonl, .tsv, folder)."
+        "movie-sentiment",
+        help="Labelled set (movie-sentiment, .jsonl, .tsv) or text (wiki-sample, .txt).",
     ),
     clients: int = typer.Option(4, help="Number of clients (simulated SuperNodes)."),
     rounds: int = typer.Option(3, help="Federated rounds."),
@@ -45,11 +46,15 @@ def federate_command(
     compression: str = typer.Option("none", help="Update compression: none, int8 or topk."),
     topk_fraction: float = typer.Option(0.01, help="Share of entries top-k sends per tensor."),
     max_train_samples: int = typer.Option(
-        None, help="Training rows over all clients (spread over the split)."
+        None, help="Training rows (articles for text) over all clients."
     ),
     eval_split: str = typer.Option("test", help="Held-out split: validation or test."),
-    eval_max_samples: int = typer.Option(None, help="Held-out rows scored each round."),
-    target: float = typer.Option(0.80, help="Accuracy whose cost-to-target is reported."),
+    eval_max_samples: int = typer.Option(
+        None, help="Held-out rows (tokens for text) scored each round."
+    ),
+    target: float = typer.Option(
+        0.80, help="Accuracy (or perplexity, for text) whose cost is reported."
+    ),
     compare_central: bool = typer.Option(
         False, "--compare-central", help="Also train centrally on the union of the clients' data."
     ),
@@ -117,15 +122,16 @@ def federate_command(
         )
     result = federate(cfg, out, resume=resume, progress=progress)
     t = result["totals"]
+    metric = result["initial_quality"]["metric"]
     energy = "n/a" if t["energy_j"] is None else f"{t['energy_j']:.1f} J"
     line = (
-        f"federated: accuracy {t['final_quality']:.4f}, training energy {energy} "
+        f"federated: {metric} {t['final_quality']:.4f}, training energy {energy} "
         f"({result['energy']['source']}), {t['bytes']:,} bytes"
     )
     central = result["central"]
     if central:
         c_energy = "n/a" if central["energy_j"] is None else f"{central['energy_j']:.1f} J"
-        line += f"; centralised: accuracy {central['final_accuracy']:.4f}, {c_energy}"
+        line += f"; centralised: {metric} {central['final_quality']:.4f}, {c_energy}"
     typer.echo(line)
     typer.echo(f"wrote {out / RESULT}, report.md, report.html")
 

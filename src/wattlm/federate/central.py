@@ -24,35 +24,34 @@ def run_central(config: FederateConfig, meter=None) -> dict[str, Any]:
     import torch
 
     from wattlm.federate.local import (
-        client_parts,
-        eval_rows,
-        evaluate_rows,
+        as_data,
+        client_units,
+        evaluate,
+        held_out,
         load_global_model,
-        train_rows,
+        task_of,
+        train_data,
     )
     from wattlm.measure.factory import make_meter
 
     meter = meter or make_meter(config.meter, idle_seconds=0)
     torch.set_num_threads(config.threads)
     lm = load_global_model(config)
-    union = sorted(
-        ((i, row) for part in client_parts(config) for i, row in part), key=lambda x: x[0]
-    )
-    rows = [row for _, row in union]
-    held_out = eval_rows(config.data, config.eval_split, config.eval_max_samples)
+    units = [u for part in client_units(config) for u in part]
+    data = as_data(units, lm.tokenizer, task_of(config), config.seq_len)
+    test = held_out(config, lm.tokenizer)
     steps_cap = None
     if config.local_steps is not None:  # the clients' step budget, summed over clients
         steps_cap = config.local_steps * config.clients
     rounds = []
     for rnd in range(1, config.rounds + 1):
         meter.begin_window("central-train")
-        stats = train_rows(
+        stats = train_data(
             lm,
-            rows,
+            data,
             epochs=config.local_epochs,
             lr=config.lr,
             batch_size=config.batch_size,
-            seq_len=config.seq_len,
             seed=config.seed * 1_000_003 + rnd * 1009,
             max_steps=steps_cap,
         )
@@ -65,15 +64,16 @@ def run_central(config: FederateConfig, meter=None) -> dict[str, Any]:
                 "cpu_s": m.cpu_time_s,
                 "steps": stats["steps"],
                 "samples_seen": stats["samples"],
-                "accuracy": evaluate_rows(lm, held_out, config.seq_len),
+                "quality": evaluate(lm, test, config.seq_len)["value"],
             }
         )
     energies = [r["energy_j"] for r in rounds]
     return {
-        "rows": len(rows),
+        "rows": len(units),
+        "metric": "accuracy" if test.rows is not None else "perplexity",
         "energy_source": meter.source,
         "rounds": rounds,
         "energy_j": None if None in energies else sum(energies),
         "train_s": sum(r["train_s"] for r in rounds),
-        "final_accuracy": rounds[-1]["accuracy"],
+        "final_quality": rounds[-1]["quality"],
     }

@@ -56,7 +56,14 @@ def train(msg: Message, context: Context) -> Message:
     """One local round: train from the global weights, reply with the encoded update."""
     import torch
 
-    from wattlm.federate.local import client_rows, get_arrays, set_arrays, train_rows
+    from wattlm.federate.local import (
+        as_data,
+        client_units,
+        get_arrays,
+        set_arrays,
+        task_of,
+        train_data,
+    )
     from wattlm.measure.factory import make_meter
 
     wall0 = time.perf_counter()
@@ -73,17 +80,17 @@ def train(msg: Message, context: Context) -> Message:
     lm = _model(job)
     base = from_record(msg.content["arrays"])
     set_arrays(lm.model, base)
-    rows = client_rows(cfg, part)
+    units = client_units(cfg)[part]
+    data = as_data(units, lm.tokenizer, task_of(cfg), cfg.seq_len)
 
     meter = make_meter(cfg.meter, idle_seconds=0)
     meter.begin_window("local-train")
-    stats = train_rows(
+    stats = train_data(
         lm,
-        rows,
+        data,
         epochs=cfg.local_epochs,
         lr=cfg.lr,
         batch_size=cfg.batch_size,
-        seq_len=cfg.seq_len,
         seed=cfg.seed * 1_000_003 + rnd * 1009 + part,
         max_steps=cfg.local_steps,
         mu=float(msg.content["config"].get("proximal-mu", 0.0)),
@@ -119,7 +126,7 @@ def train(msg: Message, context: Context) -> Message:
     content = RecordDict(
         {
             "arrays": to_record(sent),
-            "metrics": MetricRecord({"num-examples": len(rows), "unit-weight": 1}),
+            "metrics": MetricRecord({"num-examples": len(data), "unit-weight": 1}),
             "report": ConfigRecord(report),
         }
     )

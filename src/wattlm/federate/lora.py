@@ -37,9 +37,9 @@ def check_targets(model: torch.nn.Module, targets: tuple[str, ...]) -> None:
         )
 
 
-def add_lora(lm, config) -> None:
+def add_lora(lm, config, task: str = "sequence-classification") -> None:
     """Wrap ``lm.model`` with LoRA (rank ``config.lora_rank``) on ``config.lora_targets``;
-    the classification head stays fully trainable."""
+    a classification head stays fully trainable."""
     check_targets(lm.model, config.lora_targets)
     try:
         from peft import LoraConfig, get_peft_model
@@ -49,7 +49,7 @@ def add_lora(lm, config) -> None:
         r=config.lora_rank,
         lora_alpha=2 * config.lora_rank,
         target_modules=list(config.lora_targets),
-        task_type="SEQ_CLS",
+        task_type="SEQ_CLS" if task == "sequence-classification" else "CAUSAL_LM",
     )
     torch.manual_seed(config.seed)
     lm.model = get_peft_model(lm.model, peft_config)

@@ -60,7 +60,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     central = result.get("central")
     if central:
         lines.append(
-            f"| centralised | {_q(central['final_accuracy'])} | {_j(central['energy_j'])} | 0 B "
+            f"| centralised | {_q(central['final_quality'])} | {_j(central['energy_j'])} | 0 B "
             f"| {_target(central['to_target'])} |"
         )
     lines += [
@@ -128,7 +128,7 @@ def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
         for r in central["rounds"]:
             e += r["energy_j"] or 0.0
             xs.append(e)
-            acc.append(r["accuracy"])
+            acc.append(r["quality"])
         traces_e.append(
             {"type": "scatter", "mode": "lines+markers", "name": "centralised", "x": xs, "y": acc}
         )

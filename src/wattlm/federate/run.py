@@ -59,11 +59,12 @@ def open_out(out: Path, config: FederateConfig, *, resume: bool) -> None:
 def precheck(config: FederateConfig) -> dict[str, Any]:
     """Every check that can fail before Flower starts: data, partitions, model, LoRA
     targets. Returns the data description for the record."""
-    from wattlm.federate.local import client_parts, eval_rows, get_arrays, load_global_model
+    from wattlm.federate.local import client_units, get_arrays, held_out, load_global_model, task_of
 
-    parts = client_parts(config)
-    held_out = eval_rows(config.data, config.eval_split, config.eval_max_samples)
+    parts = client_units(config)
     lm = load_global_model(config)
+    test = held_out(config, lm.tokenizer)
+    task = task_of(config)
     arrays = get_arrays(lm.model)
     return {
         "model": {
@@ -76,10 +77,15 @@ def precheck(config: FederateConfig) -> dict[str, Any]:
             "data": config.data,
             "train_rows": sum(len(p) for p in parts),
             "eval_split": config.eval_split,
-            "eval_rows": len(held_out),
+            "task": task,
+            "eval_units": len(test.rows) if test.rows is not None else len(test.ids),
             "partition": config.partition,
             "clients": [
-                {"partition": i, "rows": len(p), "labels": _labels([row for _, row in p])}
+                {
+                    "partition": i,
+                    "rows": len(p),
+                    "labels": _labels(p) if task == "sequence-classification" else {},
+                }
                 for i, p in enumerate(parts)
             ],
         },
@@ -133,6 +139,7 @@ def federate(
     and ``report.html``; return the result."""
     from wattlm._version import __version__
     from wattlm.federate.central import run_central
+    from wattlm.federate.local import higher_is_better
     from wattlm.federate.report import write_reports
     from wattlm.federate.totals import central_totals, federated_totals
     from wattlm.measure.factory import make_meter
@@ -145,11 +152,12 @@ def federate(
     meter = make_meter(config.meter, idle_seconds=0)
     record = simulate(config, out, resume=resume, progress=progress)
     rounds = record["rounds"]
-    totals = federated_totals(rounds, target=config.target)
+    higher = higher_is_better(record["initial_quality"]["metric"])
+    totals = federated_totals(rounds, target=config.target, higher=higher)
     central = None
     if config.compare_central:
         central = run_central(config, meter)
-        central["to_target"] = central_totals(central, target=config.target)
+        central["to_target"] = central_totals(central, target=config.target, higher=higher)
     result = {
         "schema_version": 1,
         "kind": "federate",

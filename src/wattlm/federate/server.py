@@ -81,13 +81,13 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
     """The whole server side of a run; returns the record (also checkpointed each round)."""
     import torch
 
-    from wattlm.federate.local import eval_rows, get_arrays, load_global_model, set_arrays
+    from wattlm.federate.local import get_arrays, held_out, load_global_model, set_arrays
     from wattlm.measure.factory import make_meter
 
     torch.set_num_threads(cfg.threads)
     meter = make_meter(cfg.meter, idle_seconds=0)
     lm = load_global_model(cfg)
-    rows = eval_rows(cfg.data, cfg.eval_split, cfg.eval_max_samples)
+    rows = held_out(cfg, lm.tokenizer)
     strategy = make_strategy(cfg)
     if resume:
         state = load_state(out)
@@ -165,26 +165,19 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
         )
         save_state(out, RunState(rnd, arrays, record, strategy_state(strategy)))
         log.info(
-            "round %d: accuracy %.4f, %d/%d updates", rnd, quality["value"], len(updates), len(sent)
+            "round %d: quality %.4f, %d/%d updates", rnd, quality["value"], len(updates), len(sent)
         )
     record["final_arrays_round"] = cfg.rounds
     return record
 
 
 def _evaluate(lm, rows, cfg: FederateConfig, meter) -> dict[str, Any]:
-    from wattlm.federate.local import evaluate_rows
+    from wattlm.federate.local import evaluate
 
     meter.begin_window("evaluate")
-    value = evaluate_rows(lm, rows, cfg.seq_len)
+    quality = evaluate(lm, rows, cfg.seq_len)
     m = meter.end_window("evaluate")
-    return {
-        "metric": "accuracy",
-        "value": value,
-        "samples": len(rows),
-        "split": cfg.eval_split,
-        "eval_s": m.time_s,
-        "eval_energy_j": m.energy_j,
-    }
+    return {**quality, "eval_s": m.time_s, "eval_energy_j": m.energy_j}
 
 
 def _client_entry(node: int, part: int | None, down: int, reply: Message | None) -> dict[str, Any]:

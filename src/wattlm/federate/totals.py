@@ -40,10 +40,13 @@ def round_bytes(rnd: dict[str, Any]) -> int:
     return sum(c["uplink_bytes"] + c["downlink_bytes"] for c in rnd["clients"])
 
 
-def to_target(points: list[tuple[int, float, float | None, int]], target: float) -> dict[str, Any]:
-    """First ``(round, quality, cumulative joules, cumulative bytes)`` at or above ``target``."""
+def to_target(
+    points: list[tuple[int, float, float | None, int]], target: float, *, higher: bool = True
+) -> dict[str, Any]:
+    """First ``(round, quality, cumulative joules, cumulative bytes)`` at or beyond
+    ``target`` (at or above it when ``higher`` is better, at or below it otherwise)."""
     for rnd, quality, energy, nbytes in points:
-        if quality >= target:
+        if (quality >= target) if higher else (quality <= target):
             return {
                 "target": target,
                 "reached": True,
@@ -54,7 +57,9 @@ def to_target(points: list[tuple[int, float, float | None, int]], target: float)
     return {"target": target, "reached": False, "round": None, "energy_j": None, "bytes": None}
 
 
-def federated_totals(rounds: list[dict[str, Any]], *, target: float) -> dict[str, Any]:
+def federated_totals(
+    rounds: list[dict[str, Any]], *, target: float, higher: bool = True
+) -> dict[str, Any]:
     """Cumulative series, totals and cost-to-target of the federated rounds."""
     energy: float | None = 0.0
     nbytes = 0
@@ -78,15 +83,17 @@ def federated_totals(rounds: list[dict[str, Any]], *, target: float) -> dict[str
         "bytes": nbytes,
         "failed_updates": sum(1 for c in clients if c["status"] != "ok"),
         "final_quality": rounds[-1]["quality"]["value"] if rounds else None,
-        "to_target": to_target(points, target),
+        "to_target": to_target(points, target, higher=higher),
     }
 
 
-def central_totals(central: dict[str, Any], *, target: float) -> dict[str, Any]:
+def central_totals(
+    central: dict[str, Any], *, target: float, higher: bool = True
+) -> dict[str, Any]:
     """Cost-to-target of the centralised baseline (no bytes travel)."""
     energy: float | None = 0.0
     points = []
     for rnd in central["rounds"]:
         energy = None if energy is None or rnd["energy_j"] is None else energy + rnd["energy_j"]
-        points.append((rnd["round"], rnd["accuracy"], energy, 0))
-    return to_target(points, target)
+        points.append((rnd["round"], rnd["quality"], energy, 0))
+    return to_target(points, target, higher=higher)
