@@ -45,6 +45,7 @@ def _attach() -> None:
     from wattlm.cli import (
         assets,
         bench,
+        calibrate,
         compress,
         federate,
         loadtest,
@@ -57,6 +58,7 @@ def _attach() -> None:
 
     app.add_typer(assets.app, name="assets")
     bench.register(app)
+    calibrate.register(app)
     compress.register(app)
     federate.register(app)
     measure.register(app)
