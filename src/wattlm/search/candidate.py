@@ -11,6 +11,9 @@ combinations are mapped or refused, always the same way and with a stated reason
 - low-rank factorized layers have no place in llama.cpp's graph: refused;
 - ONNX Runtime runs a graph exported from the float model: torch's int8/int4 layers do
   not export faithfully, so those stages with ONNX Runtime are refused.
+
+Each backend class declares its own rules (``replaces_stages``, ``refuses_stages``,
+``runs_gguf`` in :mod:`wattlm.bench.backends`); this module only applies them.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from typing import Any
 
 from wattlm.bench.backends import BACKEND_LABELS
 
-#: torch-side precision stages that llama.cpp replaces by its own quantization (``qtype``)
-TORCH_PRECISION = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
-#: stages that leave modules the GGUF exporter cannot write
-NOT_EXPORTABLE = frozenset({"lowrank"})
-#: stages whose packed integer layers the ONNX export does not reproduce
-NOT_ONNX = frozenset({"int8-weight", "int4-weight", "int8-dynamic"})
+
+def _backend(name: str) -> Any:
+    """The backend class: it says which stages it replaces or refuses, and if it runs GGUF."""
+    from wattlm.bench.backends import backend_class
+
+    return backend_class(name)
 
 
 def canonical(obj: Any) -> str:
@@ -55,22 +58,12 @@ class Candidate:
 
     def effective_stages(self) -> list[dict[str, Any]]:
         """The stages actually applied (llama.cpp drops torch-side precision stages)."""
-        stages = [dict(s) for s in self.stages]
-        if self.backend == "llamacpp":
-            stages = [s for s in stages if s["method"] not in TORCH_PRECISION]
-        return stages
+        replaced = _backend(self.backend).replaces_stages
+        return [dict(s) for s in self.stages if s["method"] not in replaced]
 
     def incompatible(self) -> str | None:
         """Why this combination cannot run, or ``None``."""
-        if self.backend == "llamacpp":
-            bad = sorted({s["method"] for s in self.stages} & NOT_EXPORTABLE)
-            if bad:
-                return f"{', '.join(bad)} layers cannot be exported to GGUF for llama.cpp"
-        if self.backend == "onnxruntime":
-            bad = sorted({s["method"] for s in self.stages} & NOT_ONNX)
-            if bad:
-                return f"{', '.join(bad)} layers are not exported faithfully to ONNX"
-        return None
+        return _backend(self.backend).incompatible({s["method"] for s in self.stages})
 
     def key(self) -> str:
         """Identity of what runs: two candidates with equal keys measure the same thing."""
@@ -80,14 +73,14 @@ class Candidate:
 
     def weights_key(self) -> str:
         """Identity of the weights (perplexity depends on nothing else)."""
-        qtype = self.qtype if self.backend == "llamacpp" else None
+        qtype = self.qtype if _backend(self.backend).runs_gguf else None
         return canonical([self.effective_stages(), qtype])
 
     def params(self) -> dict[str, Any]:
         """The choices as a flat, readable dict (the record's ``params``)."""
         out: dict[str, Any] = {"method": self.method, **self.method_params}
         out["backend"] = self.backend
-        if self.backend == "llamacpp":
+        if _backend(self.backend).runs_gguf:
             out["qtype"] = self.qtype
         out.update(batch_size=self.batch_size, threads=self.threads)
         return out
@@ -103,7 +96,7 @@ class Candidate:
         extra = " ".join(_short(k, v) for k, v in params.items())
         method = f"{method} {extra}".strip()
         backend = BACKEND_LABELS.get(self.backend, self.backend)
-        if self.backend == "llamacpp":
+        if _backend(self.backend).runs_gguf:
             backend += f" {self.qtype}"
         threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
         return f"{method} → {backend} · batch {self.batch_size} · {threads}"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from wattlm.bench.backends import backend_class
 from wattlm.search.candidate import Candidate
 from wattlm.search.config import StageSettings
 from wattlm.search.metrics import empty_metrics, metrics_from_result
@@ -112,16 +113,17 @@ def build_variant(base: Any, spec: TrialSpec, folder: Path) -> tuple[Any, int, l
     if spec.peer:
         return base, base.gguf_path.stat().st_size, ["llama.cpp runs the model's own GGUF file"]
     stages = cand.effective_stages()
-    if not stages and cand.backend != "llamacpp":
+    gguf = backend_class(cand.backend).runs_gguf
+    if not stages and not gguf:
         return base, weight_bytes(base.model), []
     model = copy.deepcopy(base.model)
     log = apply_stages(model, stages, tokenizer=base.tokenizer, data=spec.data)
     label = f"{base.spec} [trial {spec.number}: {cand.label()}]"
-    if cand.backend != "llamacpp":
+    if not gguf:
         loaded = LoadedModel(model, base.tokenizer, label, task=base.task, compression=log)
         return loaded, weight_bytes(model), []
-    from wattlm.export.gguf_writer import export_gguf
     from wattlm.export.gguf_weights import load_gguf_weights_
+    from wattlm.export.gguf_writer import export_gguf
 
     gguf_path = folder / "model.gguf"
     export_gguf(model, base.tokenizer, gguf_path, qtype=cand.qtype, tokenizer_gguf=base.gguf_path)

@@ -15,33 +15,39 @@ figures that decide are not contended.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from wattlm.report.records import TrialRecord
 from wattlm.search import study as st
 from wattlm.search.candidate import Candidate
 from wattlm.search.executors import make_executor
 from wattlm.search.progress import describe
 
+if TYPE_CHECKING:
+    import optuna
 
-def _objective(rec: dict[str, Any]) -> float:
+    from wattlm.search.state import SearchState
+
+
+def _objective(rec: TrialRecord) -> float:
     return rec["metrics"]["objective"]["median"]
 
 
-def values(rec: dict[str, Any]) -> list[float]:
+def values(rec: TrialRecord) -> list[float]:
     """What Optuna minimises: energy objective, latency per token, bytes of weights."""
     m = rec["metrics"]
     latency = m["latency_ms_per_token"]["median"] if m.get("latency_ms_per_token") else 0.0
     return [m["objective"]["median"], latency, float(m.get("weight_bytes") or 0)]
 
 
-def best_line(s: Any, records: dict[int, dict[str, Any]]) -> str | None:
+def best_line(s: SearchState, records: dict[int, TrialRecord]) -> str | None:
     pool = [r for r in [s.baseline, *records.values()] if r["feasible"]]
     if not pool:
         return None
     return describe(min(pool, key=_objective), s.unit)
 
 
-def _enqueue_start(s: Any) -> None:
+def _enqueue_start(s: SearchState) -> None:
     study = s.study
     if study.user_attrs.get("start_enqueued"):
         return
@@ -56,13 +62,13 @@ def _enqueue_start(s: Any) -> None:
     study.set_user_attr("start_enqueued", True)
 
 
-def _suggest(s: Any, trial: Any) -> Candidate:
+def _suggest(s: SearchState, trial: optuna.trial.Trial) -> Candidate:
     if s.grid:
         return s.grid[trial.suggest_categorical("candidate", list(range(len(s.grid))))]
     return s.space.suggest(trial)
 
 
-def _can_ask(s: Any, used: int) -> bool:
+def _can_ask(s: SearchState, used: int) -> bool:
     limit = min(s.cfg.n_trials, len(s.grid)) if s.grid else s.cfg.n_trials
     if used >= limit:
         s.stop_reason = f"{limit} trials asked"
@@ -74,7 +80,9 @@ def _can_ask(s: Any, used: int) -> bool:
     return True
 
 
-def _duplicate(s: Any, records: dict[int, dict[str, Any]], cand: Candidate) -> dict | None:
+def _duplicate(
+    s: SearchState, records: dict[int, TrialRecord], cand: Candidate
+) -> TrialRecord | None:
     key = cand.key()
     if st.candidate_of(s.baseline).key() == key:
         return s.baseline
@@ -86,17 +94,19 @@ def _duplicate(s: Any, records: dict[int, dict[str, Any]], cand: Candidate) -> d
     return min(same, key=lambda r: r["number"]) if same else None
 
 
-def _screen_view(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
+def _screen_view(s: SearchState, rec: TrialRecord) -> TrialRecord:
     """An earlier trial's record as its screen stage saw it (duplicates copy this)."""
     metrics = rec.get("screen_metrics") or rec["metrics"]
-    out = {**rec, "metrics": metrics, "stage": "screen"}
+    out: TrialRecord = {**rec, "metrics": metrics, "stage": "screen"}
     if rec["state"] != "failed":
         feasible = (metrics.get("perplexity_increase") or 0.0) <= s.cfg.budget + 1e-12
         out.update(feasible=feasible, state="complete" if feasible else "infeasible")
     return out
 
 
-def _finish_trial(s: Any, trial: Any, rec: dict[str, Any], *, pruned: bool = False) -> None:
+def _finish_trial(
+    s: SearchState, trial: optuna.trial.Trial, rec: TrialRecord, *, pruned: bool = False
+) -> None:
     import optuna
 
     trial.set_user_attr("record", rec)
@@ -109,7 +119,7 @@ def _finish_trial(s: Any, trial: Any, rec: dict[str, Any], *, pruned: bool = Fal
     s.study.tell(trial, values(rec))
 
 
-def search_loop(s: Any) -> None:
+def search_loop(s: SearchState) -> None:
     """Ask, evaluate (screen stage), tell, until the trial count or the time runs out."""
     study = s.study
     _enqueue_start(s)
@@ -138,7 +148,7 @@ def search_loop(s: Any) -> None:
                     continue
                 original = _duplicate(s, records, cand)
                 if original is not None:
-                    rec = {
+                    rec: TrialRecord = {
                         **_screen_view(s, original),
                         **_identity(number, cand),
                         "duplicate_of": original["number"],
@@ -187,7 +197,7 @@ def _identity(number: int, cand: Candidate) -> dict[str, Any]:
     }
 
 
-def remeasure(s: Any) -> None:
+def remeasure(s: SearchState) -> None:
     """Measure the lowest-energy screen-feasible candidates again at the full stage.
 
     Goes down the list until ``remeasure`` of them are feasible at the full stage too
@@ -211,8 +221,7 @@ def remeasure(s: Any) -> None:
         if len(full_ok) >= k:
             break
         left = s.time_left()
-        recommend = s.estimate_full_s() + 20.0 if s.real else 0.0
-        if measured and left is not None and left < s.estimate_full_s() + recommend:
+        if measured and left is not None and left < s.estimate_full_s() + s.recommend_s():
             s.notes.append("time budget: fewer candidates were re-measured than asked")
             break
         cand = st.candidate_of(rec)

@@ -13,12 +13,17 @@ from __future__ import annotations
 import copy
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from wattlm.bench.backends import backend_class
+from wattlm.report.records import RecommendedModel, TrialRecord
 from wattlm.search.study import candidate_of
 
+if TYPE_CHECKING:
+    from wattlm.search.state import SearchState
 
-def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
+
+def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
     """Write ``recommended/`` for trial record ``rec``; return the record's entry for it."""
     from wattlm._files import atomic_path
     from wattlm.bench.runner import bench, write_run
@@ -31,7 +36,7 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
     folder = s.out / "recommended"
     folder.mkdir(parents=True, exist_ok=True)
     stages = cand.effective_stages()
-    if cand.backend == "llamacpp":
+    if backend_class(cand.backend).runs_gguf:
         target = folder / "model.gguf"
         exported = s.out / "trials" / str(rec["number"]) / "model.gguf"
         if exported.is_file():
@@ -112,7 +117,7 @@ def save_recommended(s: Any, rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _same_weights_quality(rec: dict[str, Any], loaded: Any) -> dict[str, Any] | None:
+def _same_weights_quality(rec: TrialRecord, loaded: Any) -> dict[str, Any] | None:
     """The trial's full-stage perplexity, when ``loaded`` holds exactly the weights it had."""
     import json
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattlm.errors import WattlmError
+from wattlm.report.records import OptimizeMetrics, OptimizeRecord, TrialRecord
 from wattlm.search import study as st
 from wattlm.search.metrics import OBJECTIVES, interval
 from wattlm.search.pareto import Choice, pareto_front, recommend, ties
+
+if TYPE_CHECKING:
+    from wattlm.search.state import SearchState
 
 BATCH_NOTE = (
     "energy per token at each configuration's own batch size: a batch of 8 serves 8 requests "
@@ -34,7 +38,7 @@ def _relative(path: str | None, root: Path) -> str | None:
         return str(path)
 
 
-def stage_view(rec: dict[str, Any], stage: str, budget: float) -> dict[str, Any] | None:
+def stage_view(rec: TrialRecord, stage: str, budget: float) -> TrialRecord | None:
     """``rec`` with the metrics and feasibility of ``stage``; ``None`` if not measured there."""
     if stage == "full":
         return rec if rec["stage"] == "full" else None
@@ -46,7 +50,7 @@ def stage_view(rec: dict[str, Any], stage: str, budget: float) -> dict[str, Any]
     return {**rec, "metrics": metrics, "feasible": feasible}
 
 
-def _choices(trials: list[dict[str, Any]], stage: str, budget: float) -> list[Choice]:
+def _choices(trials: list[TrialRecord], stage: str, budget: float) -> list[Choice]:
     out = []
     for rec in trials:
         view = stage_view(rec, stage, budget)
@@ -70,7 +74,7 @@ def _front(choices: list[Choice]) -> list[int]:
     return sorted(choices[i].number for i in idx)
 
 
-def finish(s: Any) -> dict[str, Any]:
+def finish(s: SearchState) -> OptimizeRecord:
     """Decide, save the recommended model, write ``optimize.json`` and the reports."""
     cfg = s.cfg
     records = st.finished_records(s.study)
@@ -104,7 +108,7 @@ def finish(s: Any) -> dict[str, Any]:
     return _write(s, record)
 
 
-def _ratio(numerator: dict[str, Any] | None, rec: dict[str, Any] | None) -> float | None:
+def _ratio(numerator: OptimizeMetrics | None, rec: OptimizeMetrics | None) -> float | None:
     """How many times more work per joule ``rec`` does than ``numerator``'s figure."""
     if numerator is None or rec is None:
         return None
@@ -114,7 +118,16 @@ def _ratio(numerator: dict[str, Any] | None, rec: dict[str, Any] | None) -> floa
     return a["median"] / b["median"]
 
 
-def _record(s, trials, decision, front, screen_front, tie_pairs, chosen, notes) -> dict[str, Any]:
+def _record(
+    s: SearchState,
+    trials: list[TrialRecord],
+    decision: str,
+    front: list[int],
+    screen_front: list[int],
+    tie_pairs: list[list[int]],
+    chosen: int | None,
+    notes: list[str],
+) -> OptimizeRecord:
     from wattlm._version import __version__
     from wattlm.measure.context import collect_context
 
@@ -199,7 +212,7 @@ def _record(s, trials, decision, front, screen_front, tie_pairs, chosen, notes) 
             "sampler": cfg.sampler,
             "space": s.space.to_dict(),
             "decision_stage": decision,
-            "stop_reason": getattr(s, "stop_reason", None),
+            "stop_reason": s.stop_reason,
             "trials_asked": len(trials) - 1,
         },
         "context": collect_context(s.threads),
@@ -208,7 +221,7 @@ def _record(s, trials, decision, front, screen_front, tie_pairs, chosen, notes) 
     }
 
 
-def _model_info(s: Any) -> dict[str, Any]:
+def _model_info(s: SearchState) -> dict[str, Any]:
     if s.base is not None:
         from wattlm.models.fingerprint import parameter_count, weight_bytes
 
@@ -224,12 +237,12 @@ def _model_info(s: Any) -> dict[str, Any]:
     }
 
 
-def _public(rec: dict[str, Any], out: Path) -> dict[str, Any]:
+def _public(rec: TrialRecord, out: Path) -> TrialRecord:
     """A trial record as written: paths relative to the run folder."""
     return {**rec, "result_path": _relative(rec.get("result_path"), out)}
 
 
-def _write(s: Any, record: dict[str, Any]) -> dict[str, Any]:
+def _write(s: SearchState, record: OptimizeRecord) -> OptimizeRecord:
     from wattlm._files import write_json
     from wattlm.report.result import validate_result
 

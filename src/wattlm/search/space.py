@@ -32,18 +32,26 @@ from pathlib import Path
 from typing import Any
 
 from wattlm._config import Config, check_keys, is_int
-from wattlm.bench.backends import BACKEND_NAMES
+from wattlm.bench.backends import BACKEND_NAMES, backend_class
 from wattlm.errors import WattlmError
 from wattlm.search.candidate import Candidate, canonical
 
 SPACE_KEYS = ("name", "description", "methods", "backends", "batch_sizes", "threads", "start")
 METHOD_KEYS = ("stages", "params", "description")
-#: backend -> the options a space may give it
-BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
-    name: ("qtype",) if name == "llamacpp" else () for name in BACKEND_NAMES
-}
 DEFAULT_QTYPES = ("q4_0", "q4_1", "q5_0", "q8_0")
 SHIPPED = ("default", "quick", "full")
+
+
+def backend_options(name: str) -> tuple[str, ...]:
+    """The options a space may give backend ``name``: a GGUF backend's ``qtype`` list.
+
+    Example:
+        >>> backend_options("llamacpp"), backend_options("torch")
+        (('qtype',), ())
+    """
+    return ("qtype",) if backend_class(name).runs_gguf else ()
+
+
 #: Optuna parameter names of the fixed dimensions
 P_METHOD, P_BACKEND, P_QTYPE, P_BATCH, P_THREADS = (
     "method",
@@ -211,15 +219,15 @@ class SearchSpace(Config):
         backends_in = data.get("backends", {"torch": {}})
         if isinstance(backends_in, list):
             backends_in = {str(b): {} for b in backends_in}
-        backends_in = check_keys(backends_in, tuple(BACKEND_OPTIONS), f"'backends' of {source}")
+        backends_in = check_keys(backends_in, BACKEND_NAMES, f"'backends' of {source}")
         if not backends_in:
             raise WattlmError(f"{source} needs at least one backend")
         backends = []
         for name, opts in backends_in.items():
             where = f"backend {name!r} of {source}"
-            opts = check_keys(opts or {}, BACKEND_OPTIONS[name], where)
+            opts = check_keys(opts or {}, backend_options(name), where)
             qtypes: tuple[str, ...] = ()
-            if name == "llamacpp":
+            if "qtype" in backend_options(name):
                 from wattlm.export.gguf_writer import QTYPES
 
                 qtypes = tuple(map(str, _choices(opts.get("qtype", DEFAULT_QTYPES), where)))
@@ -277,7 +285,7 @@ class SearchSpace(Config):
         fixed = {
             "method": tuple(m.name for m in self.methods),
             "backend": tuple(b for b, _ in self.backends),
-            "qtype": dict(self.backends).get("llamacpp", ()),
+            "qtype": tuple(dict.fromkeys(q for _, qtypes in self.backends for q in qtypes)),
             "batch_size": self.batch_sizes,
             "threads": self.threads,
         }
@@ -305,7 +313,7 @@ class SearchSpace(Config):
                 for m in self.methods
             },
             "backends": {
-                b: ({"qtype": list(q)} if b == "llamacpp" else {}) for b, q in self.backends
+                b: ({"qtype": list(q)} if backend_options(b) else {}) for b, q in self.backends
             },
             "batch_sizes": list(self.batch_sizes),
             "threads": list(self.threads),
@@ -336,8 +344,8 @@ class SearchSpace(Config):
         }
         backend = trial.suggest_categorical(P_BACKEND, [b for b, _ in self.backends])
         qtype = None
-        if backend == "llamacpp":
-            qtype = trial.suggest_categorical(P_QTYPE, list(dict(self.backends)["llamacpp"]))
+        if backend_options(backend):
+            qtype = trial.suggest_categorical(P_QTYPE, list(dict(self.backends)[backend]))
         batch = trial.suggest_categorical(P_BATCH, list(self.batch_sizes))
         threads = trial.suggest_categorical(P_THREADS, list(self.threads))
         return Candidate(
@@ -383,7 +391,7 @@ class SearchSpace(Config):
             values = {p: point.get(p) for p, _ in method.params}
             backend = point.get("backend")
             needed = [backend, point.get("batch_size"), point.get("threads"), *values.values()]
-            if backend == "llamacpp":
+            if backend in BACKEND_NAMES and backend_options(backend):
                 needed.append(point.get("qtype"))
             if any(v is None for v in needed):
                 continue

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from wattlm.bench.backends import backend_class
 from wattlm.search.metrics import empty_metrics
 
 #: energy factor and relative perplexity increase of each stage method / GGUF type
@@ -110,7 +111,7 @@ class SyntheticEvaluator:
         for stage in stages:
             e, q = STAGE_EFFECTS.get(stage["method"], (1.0, 0.0))
             energy, increase, size = energy * e, increase + q, size * e
-        if cand.backend == "llamacpp" or spec.peer:
+        if spec.peer or backend_class(cand.backend).runs_gguf:
             e, q = QTYPE_EFFECTS.get(str(cand.qtype).lower(), (0.3, 0.0))
             energy, size = energy * e, size * e
             increase += 0.0 if spec.peer else q

@@ -97,8 +97,10 @@ def _metrics(perplexity: float | None, tokens_per_s: float | None, rel: float, t
 
 
 def _weight_bytes(stages: list[dict[str, Any]], backend: str) -> int:
+    from wattlm.bench.backends import backend_class
+
     methods = {s["method"] for s in stages}
-    if backend == "llamacpp":
+    if backend_class(backend).runs_gguf:  # a GGUF file at its own type
         return 91_000_000
     if "int4-weight" in methods:
         return 123_000_000

@@ -1,0 +1,220 @@
+"""``SearchState``: everything one ``optimize`` run knows, passed to every step by type.
+
+The driver (:mod:`wattlm.search.run`) creates it, the ask/tell loop
+(:mod:`wattlm.search.loop`) and the end of the search (:mod:`wattlm.search.record`,
+:mod:`wattlm.search.recommend`) read and extend it. Fields set during the run (the study,
+the baseline, the live view) are declared here with their types; reading one before the
+step that sets it is an ``AttributeError``, as it would be a bug.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wattlm.search import study as st
+from wattlm.search.candidate import Candidate
+from wattlm.search.config import OptimizeConfig
+from wattlm.search.evaluate import BenchEvaluator, Evaluator, TrialSpec
+from wattlm.search.metrics import OBJECTIVES
+from wattlm.search.space import SearchSpace, load_space
+
+if TYPE_CHECKING:
+    import optuna
+
+    from wattlm.models.load import LoadedModel
+    from wattlm.report.records import OptimizeMetrics, TrialRecord
+    from wattlm.search.progress import SearchProgress
+
+#: extra seconds a trial costs beyond its screen measurement (copy, compress, export)
+TRIAL_OVERHEAD_S = 10.0
+#: seconds kept for saving the recommended model, beyond its full-stage re-bench
+RECOMMEND_OVERHEAD_S = 20.0
+
+
+@dataclass(eq=False)
+class SearchState:
+    """The state of one search; see :func:`wattlm.search.run.optimize` for the steps.
+
+    Example:
+        >>> from wattlm.search.synthetic import SyntheticEvaluator
+        >>> s = SearchState.create(OptimizeConfig(time_budget_s="none"), Path("runs/x"),
+        ...                        evaluator=SyntheticEvaluator())
+        >>> s.real, s.unit, s.time_left() is None
+        (False, 'J/token', True)
+    """
+
+    cfg: OptimizeConfig
+    out: Path
+    evaluator: Evaluator
+    space: SearchSpace
+    #: whether trials are measured for real (no synthetic evaluator given)
+    real: bool
+    show: bool = True
+    started: float = field(default_factory=time.monotonic)
+    notes: list[str] = field(default_factory=list)
+    #: wall seconds of each screened trial so far
+    durations: list[float] = field(default_factory=list)
+    #: the baseline model (real searches only)
+    base: LoadedModel | None = None
+    stop_reason: str | None = None
+
+    # set while the search runs
+    study: optuna.Study = field(init=False)
+    study_name: str = field(init=False)
+    storage: str = field(init=False)
+    grid: list[Candidate] = field(init=False)
+    ui: SearchProgress = field(init=False)
+    baseline: TrialRecord = field(init=False)
+    peer: TrialRecord | None = field(init=False)
+
+    @classmethod
+    def create(
+        cls,
+        cfg: OptimizeConfig,
+        out: Path,
+        *,
+        progress: bool = True,
+        evaluator: Evaluator | None = None,
+        space: SearchSpace | None = None,
+    ) -> SearchState:
+        """A fresh state: the real bench evaluator unless ``evaluator`` is given."""
+        return cls(
+            cfg=cfg,
+            out=out,
+            evaluator=evaluator or BenchEvaluator(),
+            space=space or load_space(cfg.space),
+            real=evaluator is None,
+            show=progress,
+        )
+
+    # -- derived from the config -----------------------------------------------------------
+    @property
+    def threads(self) -> int:
+        """Threads of the baseline and the peer."""
+        return self.cfg.resolved_threads
+
+    @property
+    def unit(self) -> str:
+        """Unit of the objective (e.g. ``J/token``)."""
+        return OBJECTIVES[self.cfg.objective][1]
+
+    @property
+    def deadline(self) -> float | None:
+        """``time.monotonic()`` at which the time budget runs out (``None``: no budget)."""
+        budget = self.cfg.time_budget_s
+        return None if budget is None else self.started + budget
+
+    # -- evaluation helpers ----------------------------------------------------------------
+    def spec(self, number: int, cand: Candidate, stage: str, *, peer: bool = False) -> TrialSpec:
+        """What the evaluator needs to measure ``cand`` at ``stage`` (perplexity reused
+        when the same weights were measured at that stage before)."""
+        cfg = self.cfg
+        settings = cfg.screen if stage == "screen" else cfg.full
+        cached = self.study.user_attrs.get(st.quality_key(stage, cand))
+        return TrialSpec(
+            number=number,
+            candidate=cand,
+            stage=stage,
+            settings=settings,
+            objective=cfg.objective,
+            energy_view=cfg.energy_view,
+            model=cfg.model,
+            data=cfg.data,
+            meter=cfg.meter,
+            device=cfg.device,
+            ppl_max_length=cfg.ppl_max_length,
+            ppl_stride=cfg.ppl_stride,
+            out_dir=str(self.out / ("peer" if peer else f"trials/{number}")),
+            quality=cached["quality"] if cached else None,
+            quality_from=cached["from"] if cached else None,
+            peer=peer,
+        )
+
+    def evaluate(self, spec: TrialSpec) -> tuple[dict[str, Any], float]:
+        """The evaluator's outcome for ``spec`` and the wall seconds it took."""
+        started = time.monotonic()
+        outcome = self.evaluator(spec)
+        return outcome, time.monotonic() - started
+
+    def remember_quality(self, spec: TrialSpec, outcome: dict[str, Any]) -> None:
+        """Keep a freshly measured perplexity for trials with the same weights."""
+        if spec.quality is None and outcome.get("quality") and not outcome.get("error"):
+            key = st.quality_key(spec.stage, spec.candidate)
+            self.study.set_user_attr(key, {"quality": outcome["quality"], "from": spec.number})
+
+    def baseline_ppl(self, stage: str) -> float:
+        """The baseline's perplexity at ``stage`` (what a trial's increase is relative to)."""
+        key = "screen_metrics" if stage == "screen" else "metrics"
+        return self.baseline[key]["perplexity"]  # type: ignore[literal-required,index]
+
+    def make_record(
+        self, number: int, cand: Candidate, stage: str, outcome: dict[str, Any], seconds: float
+    ) -> TrialRecord:
+        """A trial's record from one stage's outcome; feasibility against the baseline."""
+        metrics: OptimizeMetrics = dict(outcome["metrics"])  # type: ignore[assignment]
+        error = outcome.get("error")
+        feasible = False
+        if error is None and metrics.get("objective") is None:
+            error = "no energy figure (energy source unavailable)"
+        if error is None and metrics.get("perplexity") is None:
+            error = "no perplexity figure"
+        if error is None and number != 0:
+            increase = metrics["perplexity"] / self.baseline_ppl(stage) - 1.0
+            metrics["perplexity_increase"] = increase
+            feasible = increase <= self.cfg.budget + 1e-12
+        elif error is None:
+            metrics["perplexity_increase"] = 0.0
+            feasible = True
+        return {
+            "number": number,
+            "label": cand.label(),
+            "params": cand.params(),
+            "stages": cand.effective_stages(),
+            "backend": cand.backend,
+            "qtype": cand.qtype,
+            "batch_size": cand.batch_size,
+            "threads": cand.threads,
+            "state": "failed" if error else ("complete" if feasible else "infeasible"),
+            "feasible": feasible,
+            "stage": stage,
+            "error": error,
+            "metrics": metrics,
+            "screen_metrics": metrics if stage == "screen" else None,
+            "pareto": False,
+            "duration_s": round(seconds, 3),
+            "result_path": outcome.get("result_path"),
+            "energy_source": outcome.get("energy_source"),
+            "duplicate_of": None,
+            "notes": list(outcome.get("notes") or []),
+            "candidate": cand.to_dict(),
+        }
+
+    # -- time ------------------------------------------------------------------------------
+    def estimate_trial_s(self) -> float:
+        """Expected wall time of one screened trial: the mean so far, else the baseline's."""
+        if self.durations:
+            return sum(self.durations) / len(self.durations)
+        return self.baseline.get("screen_duration_s", 30.0) + TRIAL_OVERHEAD_S
+
+    def estimate_full_s(self) -> float:
+        """Expected wall time of one full-stage measurement: a screened trial's, scaled by
+        how much longer the baseline's full stage took than its screen stage."""
+        screen = self.baseline.get("screen_duration_s") or 30.0
+        ratio = max(1.0, (self.baseline.get("full_duration_s") or 2 * screen) / screen)
+        return ratio * self.estimate_trial_s()
+
+    def recommend_s(self) -> float:
+        """Time kept for saving and re-benching the recommendation (real searches only)."""
+        return self.estimate_full_s() + RECOMMEND_OVERHEAD_S if self.real else 0.0
+
+    def reserve_s(self) -> float:
+        """Time kept for re-measuring candidates and saving + re-benching the recommendation."""
+        return self.cfg.remeasure * self.estimate_full_s() + self.recommend_s()
+
+    def time_left(self) -> float | None:
+        """Seconds left of the time budget (``None``: no budget)."""
+        deadline = self.deadline
+        return None if deadline is None else deadline - time.monotonic()
