@@ -73,7 +73,8 @@ def test_a_real_tiny_search_writes_a_valid_record_and_a_ready_command(toy, tmp_p
     [
         (["--target", "1.5"], "target accuracy 1.5 can never be reached"),
         (["--target", "0.9", "--sampler", "cmaes"], "unknown sampler 'cmaes'"),
-        (["--target", "0.9", "--recipe", "distill"], "unknown recipe 'distill'"),
+        (["--target", "0.9", "--recipe", "qat"], "unknown recipe 'qat'"),
+        (["--target", "0.9", "--recipe", "distill", "--alpha", "2"], "alpha must be in [0, 1]"),
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(toy, tmp_path, capsys, extra, message):
@@ -122,3 +123,21 @@ def test_wattlm_report_renders_a_train_search_folder(tmp_path, capsys):
     assert md.startswith("# wattlm train search: minilm-l6 on movie-sentiment")
     assert "5.00× less energy" in md and "| 1 ★ |" in md
     assert "<svg" in (tmp_path / "report.html").read_text()
+
+
+def test_a_real_tiny_distill_search_trains_students(toy, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = _args(toy, out, "--target", "0.9", "--n-trials", "1", "--sampler", "random",
+                 "--recipe", "distill", "--student", "layers:1")  # fmt: skip
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    record = json.loads((out / "train-search.json").read_text())
+    validate_result(record)
+    assert record["config"]["recipe"] == "distill"
+    trials = [t for t in record["trials"] if t["state"] != "failed"]
+    assert len(trials) == 2, [t["error"] for t in record["trials"]]
+    assert all(t["energy_j"] > 0 and t["curve"] for t in trials)
+    if record["recommended_command"]:
+        assert record["recommended_command"].startswith("wattlm train distill --teacher ")
+        assert "--student layers:1" in record["recommended_command"]

@@ -25,7 +25,14 @@ def search_command(
         str, typer.Option(help="Search space: train-default, train-quick or a YAML file.")
     ] = "train-default",
     sampler: Annotated[str, typer.Option(help="tpe, random, grid or nsga2.")] = "tpe",
-    recipe: Annotated[str, typer.Option(help="Training recipe searched: finetune.")] = "finetune",
+    recipe: Annotated[
+        str, typer.Option(help="Recipe searched: finetune, or distill (--model is the teacher).")
+    ] = "finetune",
+    student: Annotated[
+        str, typer.Option(help="distill: the student (layers:N, every:K, ...).")
+    ] = "layers:3",
+    temperature: Annotated[float, typer.Option(help="distill: softmax temperature.")] = 2.0,
+    alpha: Annotated[float, typer.Option(help="distill: weight of the soft targets.")] = 0.5,
     max_samples: Annotated[
         int, typer.Option(help="A trial's budget in training samples (infeasible past it).")
     ] = 4096,
@@ -80,9 +87,15 @@ def search_command(
         max_trial_s=max_trial_time,
         eval_max_samples=eval_max_samples, seq_len=seq_len, max_train_samples=max_train_samples,
         energy_prune=energy_prune, pruner=pruner, threads=threads, device=device, meter=meter,
-        storage=storage, ray=ray, ray_workers=ray_workers,
+        storage=storage, ray=ray, ray_workers=ray_workers, student=student,
+        temperature=temperature, alpha=alpha,
     )  # fmt: skip
-    record = train_search(cfg, out_dir=out, progress=progress)
+    parts = None
+    if recipe == "distill":
+        from wattlm.train.search_parts import distill_parts
+
+        parts = distill_parts
+    record = train_search(cfg, out_dir=out, progress=progress, parts=parts)
     if print_json:
         typer.echo(json.dumps(record, indent=2))
         return

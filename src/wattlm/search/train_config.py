@@ -19,7 +19,7 @@ from typing import Any
 
 from wattlm._config import Config, check, check_choice, check_int, check_positive
 
-RECIPES = ("finetune",)
+RECIPES = ("finetune", "distill")
 METRICS = ("auto", "accuracy", "perplexity")
 SAMPLERS = ("tpe", "random", "grid", "nsga2")
 PRUNERS = ("none", "median", "successive-halving", "hyperband")
@@ -43,6 +43,8 @@ class TrainSearchConfig(Config):
         energy_prune: stop a trial whose energy spent, or projected to the target from its
             learning curve, exceeds the cheapest completed trial's energy to target.
         pruner: an Optuna pruner on intermediate quality as well (local trials only).
+        student, temperature, alpha: the ``distill`` recipe's student spec and loss mix
+            (``model`` is then the teacher).
     """
 
     config_name = "train search config"
@@ -70,10 +72,15 @@ class TrainSearchConfig(Config):
     storage: str | None = None
     ray: str | None = None
     ray_workers: int | None = None
+    student: str = "layers:3"
+    temperature: float = 2.0
+    alpha: float = 0.5
 
     def __post_init__(self) -> None:
         check_positive("target", self.target)
-        check_choice("recipe", self.recipe, RECIPES, "distill is not searched yet")
+        check_choice("recipe", self.recipe, RECIPES)
+        check_positive("temperature", self.temperature)
+        check(0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha}")
         check_choice("metric", self.metric, METRICS)
         check_choice("sampler", self.sampler, SAMPLERS)
         check_choice("pruner", self.pruner, PRUNERS)

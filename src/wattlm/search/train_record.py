@@ -35,9 +35,12 @@ def command_line(
     data: str,
     steps: int,
     extra: dict[str, Any] | None = None,
+    recipe: str = "finetune",
 ) -> str:
-    """The ``wattlm train finetune`` command that trains ``params`` for ``steps`` steps."""
-    parts = ["wattlm train finetune", f"--model {model}", f"--data {data}"]
+    """The ``wattlm train RECIPE`` command that trains ``params`` for ``steps`` steps
+    (``model`` is the teacher of ``distill``)."""
+    head = "--teacher" if recipe == "distill" else "--model"
+    parts = [f"wattlm train {recipe}", f"{head} {model}", f"--data {data}"]
     for key, value in {**(extra or {}), **params}.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
@@ -46,7 +49,7 @@ def command_line(
             parts.append(f"{flag} {value:.4g}")
         else:
             parts.append(f"{flag} {value}")
-    parts += [f"--max-steps {steps}", "--out runs/finetune-recommended"]
+    parts += [f"--max-steps {steps}", f"--out runs/{recipe}-recommended"]
     return " ".join(parts)
 
 
@@ -122,6 +125,8 @@ def finish(s: Any) -> dict[str, Any]:
     command = None
     if pick is not None:
         extra: dict[str, Any] = {"seq_len": cfg.seq_len}
+        if cfg.recipe == "distill":
+            extra.update(student=cfg.student, temperature=cfg.temperature, alpha=cfg.alpha)
         if cfg.max_train_samples is not None:
             extra["max_train_samples"] = cfg.max_train_samples
         if cfg.threads is not None:
@@ -129,8 +134,9 @@ def finish(s: Any) -> dict[str, Any]:
         if cfg.seed:
             extra["seed"] = cfg.seed
         command = command_line(
-            pick["params"], model=cfg.model, data=cfg.data, steps=pick["steps"], extra=extra
-        )
+            pick["params"], model=cfg.model, data=cfg.data, steps=pick["steps"], extra=extra,
+            recipe=cfg.recipe,
+        )  # fmt: skip
     notes = list(s.notes)
     notes.append(
         "energy to target counts the training steps up to the evaluation that reached it; "

@@ -47,6 +47,7 @@ def train_search(
     progress: bool = True,
     evaluator: Any = None,
     space: TrainSpace | None = None,
+    parts: Any = None,
 ) -> dict[str, Any]:
     """Search ``config.space`` for the least energy to ``config.target``.
 
@@ -58,11 +59,21 @@ def train_search(
         evaluator: a picklable ``TrainTrialSpec -> outcome`` callable replacing real
             training (tests: :class:`~wattlm.search.train_synthetic.SyntheticTrainEvaluator`).
         space: a space object instead of ``config.space``.
+        parts: what a trial trains (see :class:`~wattlm.search.train_trial.TrainEvaluator`);
+            the ``distill`` recipe needs :func:`wattlm.train.search_parts.distill_parts`.
 
     Returns:
         The record written to ``train-search.json``.
     """
-    return _TrainSearch(config, Path(out_dir), progress, evaluator, space).run()
+    if config.recipe == "distill" and evaluator is None and parts is None:
+        from wattlm.errors import WattlmError
+
+        raise WattlmError(
+            "a distill search needs the recipe's parts",
+            hint="pass parts=wattlm.train.search_parts.distill_parts "
+            "(wattlm train search --recipe distill does)",
+        )
+    return _TrainSearch(config, Path(out_dir), progress, evaluator, space, parts).run()
 
 
 def label(params: dict[str, Any]) -> str:
@@ -94,13 +105,13 @@ def label(params: dict[str, Any]) -> str:
 
 
 class _TrainSearch:
-    def __init__(self, cfg, out, progress, evaluator, space) -> None:
+    def __init__(self, cfg, out, progress, evaluator, space, parts=None) -> None:
         from wattlm.search.train_trial import TrainEvaluator
 
         self.cfg: TrainSearchConfig = cfg
         self.out: Path = out
         self.real = evaluator is None
-        self.evaluator = evaluator or TrainEvaluator()
+        self.evaluator = evaluator or TrainEvaluator(parts)
         self.space: TrainSpace = space or load_train_space(cfg.space)
         self.show = progress
         self.started = time.monotonic()
@@ -174,6 +185,8 @@ class _TrainSearch:
             max_samples=cfg.max_samples,
             eval_every_samples=cfg.eval_every_samples,
             max_time_s=cfg.max_trial_s,
+            recipe=cfg.recipe,
+            recipe_args=self._recipe_args(),
             model=cfg.model,
             data=cfg.data,
             task=getattr(self, "task", "sequence-classification"),
@@ -187,6 +200,13 @@ class _TrainSearch:
             best_energy_j=self._best_energy_j(number) if number else None,
             pruner=pruner,
         )
+
+    def _recipe_args(self) -> dict[str, Any]:
+        cfg = self.cfg
+        if cfg.recipe != "distill":
+            return {}
+        return {"student": cfg.student, "temperature": cfg.temperature, "alpha": cfg.alpha,
+                "data": cfg.data}  # fmt: skip
 
     def _best_energy_j(self, number: int) -> float | None:
         if not self.cfg.energy_prune:

@@ -60,6 +60,8 @@ class TrainTrialSpec:
     device: str = "cpu"
     meter: str = "auto"
     max_time_s: float | None = None
+    recipe: str = "finetune"
+    recipe_args: dict[str, Any] = field(default_factory=dict)
     best_energy_j: float | None = None
     pruner: Any = field(default=None, compare=False)
 
@@ -139,7 +141,14 @@ def _base(spec: TrainTrialSpec) -> tuple[Any, Any, Any]:
 class TrainEvaluator:
     """Runs a :class:`TrainTrialSpec` for real and returns its outcome (see
     :meth:`wattlm.search.train_monitor.TrialMonitor.outcome`, plus ``time_s``,
-    ``energy_source``, ``trainable_params``, ``peak_rss_bytes`` and ``error``)."""
+    ``energy_source``, ``trainable_params``, ``peak_rss_bytes`` and ``error``).
+
+    ``parts(spec, base, data) -> (model, loss module)`` builds what a trial trains from the
+    loaded base model (default: a copy of it and its task loss, i.e. fine-tuning); the
+    ``distill`` recipe passes :func:`wattlm.train.search_parts.distill_parts`.
+    """
+
+    parts: Any = None
 
     def __call__(self, spec: TrainTrialSpec) -> dict[str, Any]:
         from wattlm.errors import WattlmError
@@ -165,8 +174,13 @@ class TrainEvaluator:
         if opts.threads is not None:
             torch.set_num_threads(opts.threads)
         base, data, eval_set = _base(spec)
-        model = copy.deepcopy(base.model)
-        lm = LoadedModel(model, base.tokenizer, base.spec, task=base.task)
+        if self.parts is None:
+            model = copy.deepcopy(base.model)
+            lm = LoadedModel(model, base.tokenizer, base.spec, task=base.task)
+            module = TaskLoss(model)
+        else:
+            lm, module = self.parts(spec, base, data)
+            model = lm.model
         prepare_model(model, opts)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         meter = make_meter(opts.meter, device=spec.device)
@@ -192,7 +206,7 @@ class TrainEvaluator:
 
         result = None
         try:
-            result = train_loop(LoopSpec(TaskLoss(model), data, opts, on_step=on_step, meter=meter))
+            result = train_loop(LoopSpec(module, data, opts, on_step=on_step, meter=meter))
         except _Stop as stop:
             if str(stop) == "no energy figure":
                 return failed(
