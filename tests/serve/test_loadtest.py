@@ -119,3 +119,11 @@ def test_cli_loadtest_without_a_server_is_a_one_line_error(tmp_path, capsys):
 def test_cli_loadtest_rejects_a_bad_url(tmp_path, capsys):
     assert main(["loadtest", "ftp://host", "--out", str(tmp_path)]) == 2
     assert "not a server URL" in capsys.readouterr().err
+
+
+def test_sweep_levels_cut_different_prompts():
+    args = {"requests": 4, "prompt_words": (5, 5), "max_tokens": (1, 1), "prefix_words": 10}
+    first = make_workload(TEXT, **args)
+    second = make_workload(TEXT, offset_words=4 * 5, **args)
+    assert not {r.prompt for r in first} & {r.prompt for r in second}
+    assert second[0].prompt.split()[10] == "w30"  # prefix w0..w9, then 20 words on

@@ -139,7 +139,7 @@ def run_loadtest(cfg: LoadConfig, text: str) -> dict[str, Any]:
         )
     meter = _server_meter(cfg)
     levels = []
-    for rate in cfg.rates or (None,):
+    for level, rate in enumerate(cfg.rates or (None,)):
         plan = make_workload(
             text,
             requests=cfg.requests,
@@ -149,6 +149,7 @@ def run_loadtest(cfg: LoadConfig, text: str) -> dict[str, Any]:
             rate=rate,
             arrival=cfg.arrival,
             seed=cfg.seed,
+            offset_words=level * cfg.requests * cfg.prompt_words[1],
         )
         if meter is not None:
             meter.begin_window("level")

@@ -54,8 +54,14 @@ def make_workload(
     rate: float | None = None,
     arrival: str = "poisson",
     seed: int = 0,
+    offset_words: int = 0,
 ) -> list[PlannedRequest]:
-    """``requests`` planned requests (see the module docstring)."""
+    """``requests`` planned requests (see the module docstring).
+
+    ``offset_words`` starts cutting prompts that far into the text (after the prefix), so
+    successive levels of a sweep send different prompts: the same ones would hit the
+    prompt cache left by the previous level.
+    """
     if requests < 1:
         raise WattlmError(f"--requests must be >= 1, got {requests}")
     if arrival not in ARRIVALS:
@@ -75,7 +81,7 @@ def make_workload(
     rng = random.Random(seed)
     prefix = words[:prefix_words]
     body = words[prefix_words:]
-    pos, t = 0, 0.0
+    pos, t = offset_words % max(len(body) - p_hi, 1), 0.0
     out: list[PlannedRequest] = []
     for i in range(requests):
         n = rng.randint(p_lo, p_hi)
