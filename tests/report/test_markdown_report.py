@@ -54,7 +54,7 @@ def test_header_model_and_quality():
 
 
 def test_performance_row_formats_each_figure():
-    result = _quiet_result()
+    result = _quiet_result(schema_version=1)  # an old-format file: one energy view
     run = result["runs"][0]
     run["prefill"].update(
         time_to_first_token_s=_stat(0.4521, 0.4466, 0.4612, "s"),
@@ -109,11 +109,23 @@ def test_estimate_footnote_only_for_estimates():
 
 
 def test_measured_source_says_idle_was_subtracted():
-    md = render_markdown(_quiet_result(energy_source="rapl"))
+    md = render_markdown(_quiet_result(energy_source="rapl", schema_version=1))
     assert (
         "Energy source `rapl` (idle power subtracted); carbon at 475 gCO2e/kWh, source: IEA" in md
     )
     assert md.count(" | rapl |") == 3
+
+
+def test_both_views_are_named_and_shown():
+    result = _quiet_result(energy_source="rapl")
+    md = render_markdown(result)
+    assert (
+        "Energy source `rapl` (J/tok: total, idle-inclusive; marginal: idle power subtracted)" in md
+    )
+    assert "| decode J/tok | decode J/tok marginal |" in md
+    marginal = result["runs"][0]["decode"]["energy_marginal_j_per_token"]["median"]
+    total = result["runs"][0]["decode"]["energy_j_per_token"]["median"]
+    assert marginal < total
 
 
 def test_unavailable_energy_shows_dashes():
@@ -198,15 +210,19 @@ def test_context_of_other_shapes():
 def test_measure_report():
     md = render_markdown(sample_measure_result())
     assert md.startswith("# wattlm measure: `python train.py`\n\n2026-11-21 10:05:00 UTC")
-    assert "| exit code | time s | CPU time s | energy J | gCO2e | energy source |" in md
-    assert "| 0 | 12.4 | 24.1 | 180 | 0.0238 | estimate:cpu-tdp-v1† |" in md
+    assert (
+        "| exit code | time s | CPU time s | energy J | marginal J | gCO2e | energy source |" in md
+    )
+    assert "| 0 | 12.4 | 24.1 | 180 | 180 | 0.0238 | estimate:cpu-tdp-v1† |" in md
+    old = render_markdown(sample_measure_result(schema_version=1))
+    assert "| 0 | 12.4 | 24.1 | 180 | 0.0238 | estimate:cpu-tdp-v1† |" in old
     assert FOOTNOTE in md
     assert "## Performance" not in md
 
 
 def test_measure_without_energy():
     md = render_markdown(sample_measure_result(energy_source="unavailable", exit_code=3))
-    assert "| 3 | 12.4 | 24.1 | — | — | unavailable |" in md
+    assert "| 3 | 12.4 | 24.1 | — | — | — | unavailable |" in md
     assert "Estimate:" not in md
 
 

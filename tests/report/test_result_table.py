@@ -67,8 +67,10 @@ def test_format_stat():
 
 
 def test_performance_rows_one_per_run():
-    headers, rows = performance_rows(sample_bench_result())
+    headers, rows = performance_rows(sample_bench_result(schema_version=1))
     assert len(headers) == 9
+    v2_headers, _ = performance_rows(sample_bench_result())
+    assert v2_headers[v2_headers.index("decode J/tok") + 1] == "decode J/tok marginal"
     assert [row[:2] for row in rows] == [
         ["torch float32", "1"],
         ["torch float32", "8"],

@@ -58,6 +58,10 @@ def _context(result: dict[str, Any]) -> list[str]:
 def _energy(result: dict[str, Any], rows: list[list[str]]) -> list[str]:
     energy, carbon = result["energy"], result["carbon"]
     idle = "idle power subtracted" if energy["idle_subtracted"] else "idle power not subtracted"
+    if result.get("schema_version", 1) >= 2:  # both views: J/tok is total, marginal beside it
+        idle = "J/tok: total, idle-inclusive; marginal: " + (
+            "idle power subtracted" if energy["idle_subtracted"] else "added over idle"
+        )
     lines = [
         f"Energy source `{energy['source']}` ({idle}); carbon at "
         f"{format_number(carbon['grid_intensity_g_per_kwh'])} gCO2e/kWh, source: {carbon['source']}."

@@ -18,8 +18,8 @@ from wattlm.report._format import format_number
 DASH = "—"
 ESTIMATE_WORDS = "estimated, not measured"
 SOURCE_EXPLAINED = {
-    "nvml": "measured by the NVIDIA GPU's energy counter (NVML), idle power subtracted",
-    "rapl": "measured by the CPU's RAPL energy counters (Linux powercap), idle power subtracted",
+    "nvml": "measured by the NVIDIA GPU's energy counter (NVML)",
+    "rapl": "measured by the CPU's RAPL energy counters (Linux powercap)",
     "unavailable": "no energy figure: no sensor and no estimate was available",
     "fake": "a fake meter (tests only)",
 }

@@ -44,13 +44,18 @@ MEASURE_HEADERS = ["exit code", "time s", "CPU time s", "energy J", "gCO2e", "en
 def performance_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Headers and one row of cells per run (backend, batch) of a bench result.
 
-    A ``threads`` column is added only when the runs used different thread counts.
+    A ``threads`` column is added only when the runs used different thread counts, and a
+    ``decode J/tok marginal`` column (the energy the work added over idle) when the result
+    has that view (schema 2); ``J/tok`` columns are the ``total`` view.
     """
     runs = result["runs"]
     headers = list(PERFORMANCE_HEADERS)
     vary_threads = len({r["threads"] for r in runs}) > 1
     if vary_threads:
         headers.insert(2, "threads")
+    marginal = any("energy_marginal_j_per_token" in r["decode"] for r in runs)
+    if marginal:
+        headers.insert(headers.index("decode J/tok") + 1, "decode J/tok marginal")
     rows = []
     for run in runs:
         pre, dec = run["prefill"], run["decode"]
@@ -62,6 +67,7 @@ def performance_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]
             format_stat(pre["energy_j_per_token"]),
             format_stat(dec["tokens_per_s"]),
             format_stat(dec["energy_j_per_token"]),
+            *([format_stat(dec.get("energy_marginal_j_per_token"))] if marginal else []),
             format_stat(dec["gco2e_per_token"], 1000),
             source_label(run["energy_source"]),
         ]
@@ -79,8 +85,13 @@ def measure_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         else energy_j / J_PER_KWH * result["carbon"]["grid_intensity_g_per_kwh"]
     )
     cells = [str(result["exit_code"]), format_number(m["time_s"])]
-    cells += ["—" if v is None else format_number(v) for v in (cpu_s, energy_j, grams)]
-    return list(MEASURE_HEADERS), [[*cells, source_label(m["source"])]]
+    values = [cpu_s, energy_j, grams]
+    headers = list(MEASURE_HEADERS)
+    if "energy_marginal_j" in m:  # schema 2: the energy the command added over idle too
+        headers.insert(headers.index("energy J") + 1, "marginal J")
+        values.insert(2, m["energy_marginal_j"])
+    cells += ["—" if v is None else format_number(v) for v in values]
+    return headers, [[*cells, source_label(m["source"])]]
 
 
 def result_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
