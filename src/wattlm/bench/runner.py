@@ -29,6 +29,7 @@ from wattlm.measure.context import collect_context
 from wattlm.measure.factory import make_meter
 from wattlm.measure.memory import PeakRssSampler
 from wattlm.models.load import LoadedModel, load_model
+from wattlm.report.records import BenchResult, BenchRun
 from wattlm.report.result import validate_result
 
 #: version 2: every energy figure in both views (total and marginal), see result-format.md
@@ -127,7 +128,7 @@ def bench(
     meter: EnergyMeter | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> BenchResult:
     """Benchmark a model and return the result (also written to ``out_dir`` if given).
 
     Args:
@@ -187,7 +188,7 @@ def bench(
                     )
                 )
     model_info = model.describe()
-    result = {
+    result: BenchResult = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "kind": "bench",
         "wattlm_version": __version__,
@@ -215,7 +216,7 @@ def bench(
     return result
 
 
-def _run_entry(name, batch, config, threads, meter, samples, details, intensity) -> dict[str, Any]:
+def _run_entry(name, batch, config, threads, meter, samples, details, intensity) -> BenchRun:
     return {
         "backend": name,
         "batch_size": batch,
@@ -256,7 +257,7 @@ def _notes(model: LoadedModel, backends: list[str], meter: EnergyMeter) -> list[
     return notes
 
 
-def write_run(out_dir: str | Path, config: dict[str, Any], result: dict[str, Any]) -> Path:
+def write_run(out_dir: str | Path, config: dict[str, Any], result: BenchResult) -> Path:
     """Validate ``result`` and write ``config.json`` then ``result.json`` atomically."""
     validate_result(result)
     out = Path(out_dir)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from wattlm.cli import options as opt
+from wattlm.report.records import OptimizeRecord
 
 
 def optimize_command(
@@ -142,7 +143,7 @@ def _fmt(stat: dict[str, Any] | None, digits: int = 4) -> str:
     return text
 
 
-def print_summary(record: dict[str, Any], out: Path) -> None:
+def print_summary(record: OptimizeRecord, out: Path) -> None:
     """The front, the recommendation and the ratios, as a table on stdout."""
     from rich.console import Console
     from rich.table import Table

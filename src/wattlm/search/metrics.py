@@ -23,6 +23,7 @@ from typing import Any
 
 from wattlm.measure.stats import summarize
 from wattlm.measure.views import check_view, view_key
+from wattlm.report.records import BenchResult, OptimizeMetrics
 
 OBJECTIVES: dict[str, tuple[str, str]] = {
     "decode-energy": ("decode.energy_j_per_token", "J/token"),
@@ -46,8 +47,8 @@ METRIC_KEYS = (
 )
 
 
-def empty_metrics() -> dict[str, Any]:
-    return dict.fromkeys(METRIC_KEYS)
+def empty_metrics() -> OptimizeMetrics:
+    return dict.fromkeys(METRIC_KEYS)  # type: ignore[return-value]
 
 
 def stat_entry(stat: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -72,12 +73,12 @@ def interval(entry: dict[str, Any]) -> tuple[float, float]:
 
 
 def metrics_from_result(
-    result: dict[str, Any],
+    result: BenchResult,
     *,
     objective: str,
     weight_bytes: int | None,
     energy_view: str = "total",
-) -> dict[str, Any]:
+) -> OptimizeMetrics:
     """The ``metrics`` of a trial from a one-run bench result, energy in ``energy_view``.
 
     Example:
