@@ -67,7 +67,8 @@ Device = Annotated[
 Meter = Annotated[
     str | None,
     typer.Option(
-        help="Energy meter: auto, nvml, rapl, estimate or null (optimize needs energy: not null)."
+        help="Energy meter: auto, nvml, rapl, estimate (cpu-v2), estimate-v1 (the older model) "
+        "or null (optimize needs energy: not null)."
     ),
 ]
 GridIntensity = Annotated[
