@@ -111,3 +111,16 @@ def test_missing_or_bad_config_file(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(WattlmError, match="must hold a JSON object"):
         opt.bench_config(config=bad)
+
+
+def test_optimize_flags_override_one_stage_field_of_the_file(tmp_path):
+    from wattlm.cli.optimize import _optimize_config, _optimize_fields
+    from wattlm.search.config import OptimizeConfig, StageSettings
+
+    base = OptimizeConfig(n_trials=9, screen=StageSettings(prompt_tokens=64, repeats=4))
+    file = tmp_path / "config.json"
+    file.write_text(json.dumps(base.to_dict()))
+    flags = {"screen_repeats": 3, "time_budget": "90s"}
+    cfg = opt.from_flags(None, file, flags, _optimize_fields, _optimize_config)
+    assert (cfg.screen.repeats, cfg.screen.prompt_tokens) == (3, 64)
+    assert (cfg.n_trials, cfg.time_budget_s, cfg.full) == (9, 90.0, base.full)
