@@ -1,6 +1,7 @@
 """``wattlm federate``: federated fine-tuning on Flower, every client's joules and bytes.
 
-Runs Flower's simulation runtime on this machine (one process per client) and writes
+Runs Flower's simulation runtime on this machine (one process per client), or with
+``--superlink HOST:PORT`` submits the run to a real SuperLink and its SuperNodes; writes
 ``--out/federate.json``, ``report.md`` and ``report.html``. Options left out keep the
 defaults of :class:`wattlm.federate.config.FederateConfig`.
 """
@@ -74,6 +75,9 @@ def federate_command(
     fault: list[str] = typer.Option(
         [], help="Inject a fault: <crash|nan|shape|slow|abort>@<round>:<client> (repeatable)."
     ),
+    superlink: str = typer.Option(
+        None, help="Submit to this SuperLink (host:port) with flwr run instead of simulating."
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out after its last finished round."
     ),
@@ -120,7 +124,7 @@ def federate_command(
         raise WattlmError(
             f"unknown meter {cfg.meter!r}", hint="choose auto, nvml, rapl, estimate or null"
         )
-    result = federate(cfg, out, resume=resume, progress=progress)
+    result = federate(cfg, out, resume=resume, progress=progress, superlink=superlink)
     t = result["totals"]
     metric = result["initial_quality"]["metric"]
     energy = "n/a" if t["energy_j"] is None else f"{t['energy_j']:.1f} J"

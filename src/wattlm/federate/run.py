@@ -134,9 +134,38 @@ def federate(
     *,
     resume: bool = False,
     progress: bool = True,
+    superlink: str | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` and write ``out_dir/federate.json`` (schema-validated), ``report.md``
-    and ``report.html``; return the result."""
+    and ``report.html``; return the result.
+
+    By default the run is a simulation on this machine; ``superlink`` (a SuperLink's
+    Control API address, ``host:port``) submits it with ``flwr run`` to a real deployment
+    whose SuperNodes hold ``partition-id`` in their node config.
+    """
+    flwr_version = require_flower()
+    out = Path(out_dir)
+    described = precheck(config)
+    open_out(out, config, resume=resume)
+    if superlink is not None:
+        from wattlm.federate.deploy import submit
+
+        submit(config, out, superlink, resume=resume, progress=progress)
+        return json.loads((out / RESULT).read_text(encoding="utf-8"))
+    record = simulate(config, out, resume=resume, progress=progress)
+    runtime = {"mode": "simulation", "flower_version": flwr_version, "backend": "ray"}
+    return finish(config, out, record, described, runtime)
+
+
+def finish(
+    config: FederateConfig,
+    out: Path,
+    record: dict[str, Any],
+    described: dict[str, Any],
+    runtime: dict[str, Any],
+) -> dict[str, Any]:
+    """Totals, the centralised baseline (``compare_central``), ``federate.json`` and the
+    reports, from the server's ``record``."""
     from wattlm._version import __version__
     from wattlm.federate.central import run_central
     from wattlm.federate.local import higher_is_better
@@ -145,12 +174,7 @@ def federate(
     from wattlm.measure.factory import make_meter
     from wattlm.report.result import validate_result
 
-    flwr_version = require_flower()
-    out = Path(out_dir)
-    described = precheck(config)
-    open_out(out, config, resume=resume)
     meter = make_meter(config.meter, idle_seconds=0)
-    record = simulate(config, out, resume=resume, progress=progress)
     rounds = record["rounds"]
     higher = higher_is_better(record["initial_quality"]["metric"])
     totals = federated_totals(rounds, target=config.target, higher=higher)
@@ -165,7 +189,7 @@ def federate(
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": config.to_dict(),
         **described,
-        "runtime": {"mode": "simulation", "flower_version": flwr_version, "backend": "ray"},
+        "runtime": runtime,
         "energy": {
             "source": meter.source,
             "meter": meter.describe(),
