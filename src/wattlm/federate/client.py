@@ -1,10 +1,11 @@
 """The Flower ``ClientApp``: one client's local round, measured in its own energy window.
 
-Each client (a simulated SuperNode in its own process, or a real one) receives the global
+Each client (a simulated SuperNode, or a real one) receives the global
 weights and the run's config, trains on its partition, and replies with its update
 (encoded as the config says) plus a ``report`` record: joules of its local training with
-the meter's source label, CPU and wall seconds, steps, rows. In a simulation every client
-is its own process, so the CPU-time estimate charges each client only its own work.
+the meter's source label, CPU and wall seconds, steps, rows. In a simulation clients run in
+Ray actor processes, one client at a time per process, so the CPU-time estimate of a
+client's window charges it only its own work (other clients run in other processes).
 
 Example:
     >>> from wattlm.federate.client import app  # doctest: +SKIP

@@ -232,8 +232,9 @@ def per_client(rounds: list[dict[str, Any]], clients: int) -> list[dict[str, Any
 def notes(config: FederateConfig) -> list[str]:
     """Caveats a reader of the figures must know."""
     out = [
-        "simulation: all clients share one machine; each is charged the CPU time of its own "
-        "process (estimate) — a sensor would see the whole machine and could not split it",
+        "simulation: all clients share one machine; each client's window is charged the CPU "
+        "time of the process running it, one client at a time (estimate) — a sensor would "
+        "see the whole machine and could not split it",
         "bytes are the serialised Flower records (both ways); transport framing not included",
     ]
     if config.compression == "topk":
