@@ -41,6 +41,7 @@ def compress_command(
 
     from wattlm.compress.compare import render_comparison
     from wattlm.compress.pipeline import compress_model
+    from wattlm.compress.recipe import load_recipe
 
     cfg = opt.bench_config(
         ctx,
@@ -58,6 +59,9 @@ def compress_command(
         meter=meter,
         ppl_max_tokens=ppl_max_tokens,
     )
+    for stage in load_recipe(recipe).stages:  # validated again by compress_model
+        if stage.method == "cast":
+            opt.warn_if_emulated(stage.dtype, cfg.device)
     console = Console(stderr=True)
 
     def on_stage(i: int, stage) -> None:

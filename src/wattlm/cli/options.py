@@ -293,4 +293,16 @@ def bench_config(
     """
     from wattlm.bench.config import BenchConfig
 
-    return from_flags(ctx, config, flags, _bench_fields, BenchConfig.from_dict)
+    cfg = from_flags(ctx, config, flags, _bench_fields, BenchConfig.from_dict)
+    warn_if_emulated(cfg.dtype, cfg.device)
+    return cfg
+
+
+def warn_if_emulated(precision: str, device: str) -> None:
+    """One warning line on stderr, before any work, when this CPU only emulates
+    ``precision`` (bf16 without AVX-512 BF16/AMX runs slower than float32)."""
+    from wattlm.measure.precision_support import emulated_precision_warning
+
+    line = emulated_precision_warning(precision, device=device)
+    if line is not None:
+        typer.secho(line, err=True, fg=typer.colors.YELLOW)

@@ -75,6 +75,7 @@ def _run(recipe: str, config, common: dict[str, dict[str, Any]]) -> None:
     modules = {"finetune": "finetuning", "distill": "distillation", "qat": "qat_training"}
     fn = getattr(importlib.import_module(f"wattlm.train.{modules[recipe]}"), recipe)
     run = common["run"]
+    opt.warn_if_emulated(config.options.precision, config.options.device)
     result = fn(config, run["out"], resume=run["resume"], progress=run["progress"])
     if result is not None:
         typer.echo(_summary(result, run["out"]))
