@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from wattlm._version import __version__
 from wattlm.bench.backends import BACKENDS, backend_class
 from wattlm.bench.backends.base import Backend
 from wattlm.bench.config import BenchConfig
-from wattlm.bench.isolated import run_phases_in_child
+from wattlm.bench.isolated import add_timing, run_phases_in_child
 from wattlm.bench.phases import run_phases, summarize_phases
 from wattlm.bench.prompts import check_context, cut_prompts
 from wattlm.bench.quality import perplexity
@@ -71,7 +72,9 @@ def _export(name: str, loaded: LoadedModel, config: BenchConfig, workdir: Path, 
     return exported
 
 
-def _measure(name, loaded, config, batch, prompts, meter, isolate, advance, exported=None):
+def _measure(
+    name, loaded, config, batch, prompts, meter, isolate, advance, exported=None, timings=None
+):
     """Samples and backend details of one (backend, batch) run.
 
     Backends that ask for it (:attr:`~wattlm.bench.backends.base.Backend.isolated`:
@@ -84,14 +87,25 @@ def _measure(name, loaded, config, batch, prompts, meter, isolate, advance, expo
     common = {"new_tokens": config.new_tokens, "warmup": config.warmup, "repeats": config.repeats}
     if isolate and cls.isolated:
         samples, details, _ = run_phases_in_child(
-            name, kwargs, prompts, meter_kind=config.meter, device=config.device, **common
+            name,
+            kwargs,
+            prompts,
+            meter_kind=config.meter,
+            device=config.device,
+            timings=timings,
+            **common,
         )
         advance(config.warmup + config.repeats)
         details = {**details, "process": "isolated"}
     else:
+        started = time.perf_counter()
         with cls(**kwargs) as backend:
+            loaded_at = time.perf_counter()
             samples = run_phases(backend, prompts, meter=meter, on_step=advance, **common)
             details = {**backend.describe(), "process": "shared"}
+            if timings is not None:
+                add_timing(timings, "model_load_s", loaded_at - started)
+                add_timing(timings, "bench_s", time.perf_counter() - loaded_at)
     if exported is not None:
         details["export"] = exported
     return samples, details
@@ -128,6 +142,7 @@ def bench(
     meter: EnergyMeter | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> BenchResult:
     """Benchmark a model and return the result (also written to ``out_dir`` if given).
 
@@ -137,6 +152,9 @@ def bench(
         meter: an energy meter; by default the best available for ``config.device``.
         out_dir: folder for ``config.json`` and ``result.json`` (written atomically).
         progress: show progress bars on stderr.
+        timings: a dict increased by the seconds of each step (``tokenize_s``,
+            ``quality_s``, ``export_s``, ``process_start_s``, ``model_load_s``,
+            ``bench_s``); ``optimize`` records it as a trial's breakdown.
 
     Example:
         >>> from wattlm.testing.tiny import tiny_causal_lm
@@ -159,11 +177,15 @@ def bench(
         meter = meter or make_meter(config.meter, device=config.device, sync=sync)
         backends = resolve_backends(config, model)
         check_context(model.context_length, config.prompt_tokens, config.new_tokens)
+        clock = _Clock(timings)
         prompt_ids = model.tokenizer(load_text(config.data, split="validation")).input_ids
+        clock.lap("tokenize_s")
         quality = _quality(model, config, ui)
+        clock.lap("quality_s")
         # scratch exports (e.g. ONNX): each run's backend details record what was exported
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wattlm-")))
         exported = {name: _export(name, model, config, workdir, ui) for name in backends}
+        clock.lap("export_s")
         intensity = grid_intensity(config.grid_intensity_g_per_kwh)
         runs = []
         for name in backends:
@@ -173,7 +195,16 @@ def bench(
                 )
                 advance = ui.add(f"{name} batch {batch}", total=config.warmup + config.repeats)
                 samples, details = _measure(
-                    name, model, config, batch, prompts, meter, isolate, advance, exported[name]
+                    name,
+                    model,
+                    config,
+                    batch,
+                    prompts,
+                    meter,
+                    isolate,
+                    advance,
+                    exported[name],
+                    timings,
                 )
                 runs.append(
                     _run_entry(
@@ -214,6 +245,20 @@ def bench(
     if out_dir is not None:
         write_run(out_dir, config.to_dict(), result)
     return result
+
+
+class _Clock:
+    """Adds the seconds since the last lap to ``timings[key]`` (nothing when ``None``)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, key: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            add_timing(self.timings, key, now - self.last)
+        self.last = now
 
 
 def _run_entry(name, batch, config, threads, meter, samples, details, intensity) -> BenchRun:

@@ -118,6 +118,9 @@ class TrialRecord(TypedDict):
     duration_s: float
     screen_duration_s: NotRequired[float]
     full_duration_s: NotRequired[float]
+    #: per-stage wall seconds of the record's stage (``wattlm.search.evaluate.TIMING_KEYS``)
+    timings_s: NotRequired[dict[str, float]]
+    screen_timings_s: NotRequired[dict[str, float] | None]
     result_path: str | None
     energy_source: NotRequired[str | None]
     duplicate_of: NotRequired[int | None]
@@ -154,6 +157,8 @@ class OptimizeRecord(TypedDict):
     trials: list[TrialRecord]
     baseline: int
     peer: TrialRecord | None
+    #: the peer measured at the recommendation's batch size (the headline ratio's)
+    peer_same_batch: NotRequired[TrialRecord | None]
     pareto: list[int]
     screen_pareto: NotRequired[list[int]]
     ties: list[list[int]]

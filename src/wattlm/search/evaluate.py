@@ -29,6 +29,22 @@ from wattlm.search.candidate import Candidate
 from wattlm.search.config import StageSettings
 from wattlm.search.metrics import empty_metrics, metrics_from_result
 
+#: the per-stage breakdown of a trial's wall time (``timings_s`` of its record), seconds:
+#: copy of the float model, compression stages, GGUF export (and the dequantized reload),
+#: tokenizing the texts, perplexity, the backend's own export (ONNX), starting the
+#: measurement process, building the backend (model load), the bench runs, the rest
+TIMING_KEYS = (
+    "copy_s",
+    "compress_s",
+    "export_s",
+    "tokenize_s",
+    "quality_s",
+    "process_start_s",
+    "model_load_s",
+    "bench_s",
+    "other_s",
+)
+
 #: (model spec, device) -> the baseline model, loaded once per process
 _BASE_MODELS: dict[tuple[str, str], Any] = {}
 
@@ -104,8 +120,12 @@ def apply_stages(model: Any, stages: list[dict[str, Any]], *, tokenizer: Any, da
     return apply_recipe(model, recipe, tokenizer=tokenizer)
 
 
-def build_variant(base: Any, spec: TrialSpec, folder: Path) -> tuple[Any, int, list[str]]:
-    """The model a trial runs, the bytes of its weights as run, and notes about it."""
+def build_variant(
+    base: Any, spec: TrialSpec, folder: Path, timings: dict[str, float] | None = None
+) -> tuple[Any, int, list[str]]:
+    """The model a trial runs, the bytes of its weights as run, and notes about it
+    (``timings``, when given, gets ``copy_s``, ``compress_s`` and ``export_s``)."""
+    from wattlm.bench.isolated import add_timing
     from wattlm.models.fingerprint import weight_bytes
     from wattlm.models.load import LoadedModel
 
@@ -116,8 +136,13 @@ def build_variant(base: Any, spec: TrialSpec, folder: Path) -> tuple[Any, int, l
     gguf = backend_class(cand.backend).runs_gguf
     if not stages and not gguf:
         return base, weight_bytes(base.model), []
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
     model = copy.deepcopy(base.model)
+    copied = time.perf_counter()
+    add_timing(timings, "copy_s", copied - started)
     log = apply_stages(model, stages, tokenizer=base.tokenizer, data=spec.data)
+    add_timing(timings, "compress_s", time.perf_counter() - copied)
     label = f"{base.spec} [trial {spec.number}: {cand.label()}]"
     if not gguf:
         loaded = LoadedModel(model, base.tokenizer, label, task=base.task, compression=log)
@@ -126,8 +151,10 @@ def build_variant(base: Any, spec: TrialSpec, folder: Path) -> tuple[Any, int, l
     from wattlm.export.gguf_writer import export_gguf
 
     gguf_path = folder / "model.gguf"
+    started = time.perf_counter()
     export_gguf(model, base.tokenizer, gguf_path, qtype=cand.qtype, tokenizer_gguf=base.gguf_path)
     load_gguf_weights_(model, gguf_path)
+    add_timing(timings, "export_s", time.perf_counter() - started)
     note = (
         f"llama.cpp runs {gguf_path.name} ({cand.qtype}), exported by wattlm; perplexity is "
         "measured by torch on that file's weights, dequantized"
@@ -193,9 +220,10 @@ class BenchEvaluator:
             folder = Path(spec.out_dir) if spec.out_dir else Path(scratch)
             folder.mkdir(parents=True, exist_ok=True)
             started = time.perf_counter()
-            loaded, bytes_as_run, notes = build_variant(base, spec, folder)
+            timings: dict[str, float] = {}
+            loaded, bytes_as_run, notes = build_variant(base, spec, folder, timings)
             cfg = bench_config(spec, loaded)
-            result = bench(cfg, model=loaded, progress=False)
+            result = bench(cfg, model=loaded, progress=False, timings=timings)
             if spec.quality is not None:
                 result["quality"] = dict(spec.quality)
                 source = "the baseline" if spec.quality_from == 0 else f"trial {spec.quality_from}"
@@ -213,6 +241,7 @@ class BenchEvaluator:
                 energy_view=spec.energy_view,
             )
             del loaded
+            seconds = time.perf_counter() - started
             return {
                 "metrics": metrics,
                 "quality": result["quality"],
@@ -220,5 +249,20 @@ class BenchEvaluator:
                 "energy_source": result["energy"]["source"],
                 "notes": notes,
                 "error": None,
-                "seconds": time.perf_counter() - started,
+                "seconds": seconds,
+                "timings_s": breakdown(timings, seconds),
             }
+
+
+def breakdown(timings: dict[str, float], total_s: float) -> dict[str, float]:
+    """Every key of :data:`TIMING_KEYS` (0.0 when a step did not run), rounded to ms;
+    ``other_s`` is what the named steps leave of ``total_s``.
+
+    Example:
+        >>> b = breakdown({"bench_s": 2.0, "quality_s": 0.5}, 3.0)
+        >>> b["bench_s"], b["copy_s"], b["other_s"]
+        (2.0, 0.0, 0.5)
+    """
+    out = {k: round(timings.get(k, 0.0), 3) for k in TIMING_KEYS if k != "other_s"}
+    out["other_s"] = round(max(0.0, total_s - sum(timings.get(k, 0.0) for k in out)), 3)
+    return out

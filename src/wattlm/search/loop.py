@@ -230,7 +230,10 @@ def remeasure(s: SearchState) -> None:
         outcome, seconds = s.evaluate(spec)
         s.remember_quality(spec, outcome)
         full = s.make_record(rec["number"], cand, "full", outcome, seconds)
-        kept = {k2: full[k2] for k2 in ("metrics", "feasible", "state", "error", "result_path")}
+        kept = {
+            k2: full[k2]
+            for k2 in ("metrics", "feasible", "state", "error", "result_path", "timings_s")
+        }
         s.study.set_user_attr(f"full:{rec['number']}", {**kept, "duration_s": seconds})
         s.ui.log(describe(full, s.unit) + " [full]")
         if full["feasible"]:

@@ -164,6 +164,8 @@ def _baseline(s: SearchState) -> TrialRecord:
         "result_path": full_rec["result_path"],
         "screen_duration_s": round(seconds, 3),
         "full_duration_s": round(full_seconds, 3),
+        "screen_timings_s": s.baseline["timings_s"],
+        "timings_s": full_rec["timings_s"],
         "duration_s": round(seconds + full_seconds, 3),
     }
     s.study.set_user_attr("baseline", record)

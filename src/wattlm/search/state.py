@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from wattlm.search import study as st
 from wattlm.search.candidate import Candidate
 from wattlm.search.config import OptimizeConfig
-from wattlm.search.evaluate import BenchEvaluator, Evaluator, TrialSpec
+from wattlm.search.evaluate import BenchEvaluator, Evaluator, TrialSpec, breakdown
 from wattlm.search.metrics import OBJECTIVES
 from wattlm.search.space import SearchSpace, load_space
 
@@ -185,6 +185,7 @@ class SearchState:
             "screen_metrics": metrics if stage == "screen" else None,
             "pareto": False,
             "duration_s": round(seconds, 3),
+            "timings_s": outcome.get("timings_s") or breakdown({}, seconds),
             "result_path": outcome.get("result_path"),
             "energy_source": outcome.get("energy_source"),
             "duplicate_of": None,
