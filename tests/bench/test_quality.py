@@ -86,3 +86,22 @@ def test_scoring_turns_dropout_off_and_restores_the_mode():
     data = [("good film", 1), ("bad film", 0)] * 4
     assert accuracy(clf.model, clf.tokenizer, data) == accuracy(clf.model, clf.tokenizer, data)
     assert clf.model.training
+
+
+def test_perplexity_of_a_log_prob_function_equals_the_models():
+    """A runtime scored through its log-probabilities gets the same windows and figure."""
+    from wattlm.bench.fidelity import torch_log_probs
+    from wattlm.testing.tiny import tiny_causal_lm
+
+    lm = tiny_causal_lm(seed=3)
+    ids = list(range(5, 90))
+    direct = perplexity(lm.model, ids, max_length=32, stride=16)
+    via_fn = perplexity(torch_log_probs(lm.model), ids, max_length=32, stride=16)
+    assert via_fn.tokens == direct.tokens == len(ids) - 1
+    assert via_fn.value == pytest.approx(direct.value, rel=1e-5)
+
+
+def test_perplexity_of_a_uniform_scorer_is_the_vocabulary_size():
+    vocab = 7
+    uniform = lambda window: torch.full((len(window), vocab), -math.log(vocab))  # noqa: E731
+    assert perplexity(uniform, [1, 2, 3, 4, 5], max_length=4, stride=2).value == pytest.approx(7)

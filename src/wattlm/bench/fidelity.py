@@ -31,13 +31,13 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from wattlm.bench.quality import eval_mode
+from wattlm.bench.quality import LogProbsFn, eval_mode
 from wattlm.errors import WattlmError
 
 __all__ = [
@@ -49,9 +49,6 @@ __all__ = [
     "save_reference",
     "torch_log_probs",
 ]
-
-# (window token ids) -> log-probabilities [window, vocab] of the next token at each position
-LogProbsFn = Callable[[list[int]], torch.Tensor]
 
 
 @dataclass(frozen=True)

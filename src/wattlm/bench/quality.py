@@ -4,6 +4,10 @@ Perplexity uses the sliding-window method of the Hugging Face perplexity guide: 
 ``max_length`` tokens advance by ``stride``; each window scores only the tokens not scored
 by the previous one, conditioned on up to ``max_length - stride`` tokens of left context.
 Perplexity is ``exp(total negative log-likelihood / scored tokens)``.
+
+The scorer is a torch model or any function from a window's token ids to next-token
+log-probabilities (``[window, vocab]``), so a runtime other than torch (llama.cpp, ONNX
+Runtime) is scored on its own outputs by the same windows.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from dataclasses import asdict, dataclass
 import torch
 
 from wattlm.errors import WattlmError
+
+# (window token ids) -> next-token log-probabilities (or logits) [window, vocab]
+LogProbsFn = Callable[[list[int]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
 
 @torch.inference_mode()
 def perplexity(
-    model: torch.nn.Module,
+    model: torch.nn.Module | LogProbsFn,
     token_ids: Sequence[int],
     *,
     max_length: int = 512,
@@ -54,7 +61,8 @@ def perplexity(
     """Sliding-window perplexity of a causal LM on ``token_ids``.
 
     Args:
-        model: a causal LM returning ``.logits``.
+        model: a causal LM returning ``.logits``, or a function from a window's token ids
+            to its next-token log-probabilities ``[window, vocab]``.
         token_ids: the evaluation text, tokenized (the first token is only context).
         max_length: tokens per window (at most the model's context).
         stride: how far each window advances; ``stride == max_length`` means no overlap.
@@ -73,21 +81,27 @@ def perplexity(
     n = len(token_ids)
     if n < 2:
         raise WattlmError("perplexity needs at least 2 tokens of evaluation text")
+    starts = list(range(0, max(n - max_length, 0) + stride, stride))
+    if not isinstance(model, torch.nn.Module):
+        ids = torch.as_tensor(list(token_ids), dtype=torch.long)
+        return _windows(lambda w: model(w.tolist()), ids, starts, max_length, stride, on_window)
     device = next(model.parameters()).device
     ids = torch.as_tensor(list(token_ids), dtype=torch.long, device=device)
-    starts = list(range(0, max(n - max_length, 0) + stride, stride))
     with eval_mode(model):
-        return _windows(model, ids, starts, max_length, stride, on_window)
+        return _windows(
+            lambda w: model(input_ids=w.unsqueeze(0)).logits[0],
+            ids, starts, max_length, stride, on_window,
+        )  # fmt: skip
 
 
-def _windows(model, ids, starts, max_length, stride, on_window) -> Perplexity:
+def _windows(scores, ids, starts, max_length, stride, on_window) -> Perplexity:
     n = ids.numel()
     nll_sum, scored, prev_end = 0.0, 0, 0
     for i, begin in enumerate(starts):
         end = min(begin + max_length, n)
-        window = ids[begin:end].unsqueeze(0)
-        logits = model(input_ids=window).logits[0, :-1].float()
-        targets = window[0, 1:]
+        window = ids[begin:end]
+        logits = scores(window)[:-1].float().to(window.device)
+        targets = window[1:]
         first_new = max(prev_end - begin, 0)  # position (in targets+1 space) of first new token
         keep = slice(max(first_new - 1, 0), None)
         losses = torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum")
