@@ -134,3 +134,17 @@ def test_explicit_bad_profiles_raise(tmp_path) -> None:
     wrong.write_text(json.dumps({"kind": "something else"}))
     with pytest.raises(WattlmError, match="not a wattlm calibration profile"):
         CpuV2EstimateMeter(identity=IDENT, cpu_power=GENOA, profile=wrong)
+
+
+def test_torchrun_processes_share_the_held_cores(monkeypatch) -> None:
+    from wattlm.measure.cpu_power import allocated_cores
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    meter = CpuV2EstimateMeter(identity=IDENT, cpu_power=GENOA, profile=None)
+    assert meter.alloc_cores == allocated_cores() / 2  # two ranks: static counted once in sum
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert CpuV2EstimateMeter(identity=IDENT, cpu_power=GENOA, profile=None).alloc_cores == (
+        allocated_cores()
+    )
+    with pytest.raises(WattlmError, match="alloc_cores must be > 0"):
+        CpuV2EstimateMeter(identity=IDENT, cpu_power=GENOA, profile=None, alloc_cores=0)

@@ -128,7 +128,7 @@ def split_idle(
     split: both views are the raw figure.
 
     Example:
-        >>> e = split_idle({"0": 30.0, "1": 20.0}, idle_w=10.0, time_s=2.0, parts_key="z", share=0.5)
+        >>> e = split_idle({"0": 30.0, "1": 20.0}, 10.0, 2.0, parts_key="z", share=0.5)
         >>> (e.total_j, e.marginal_j, e.details["idle_energy_j"])
         (40.0, 30.0, 20.0)
     """

@@ -7,7 +7,9 @@ A static + dynamic power model of the cores the work holds::
     dram_j     = dram_w_per_gb * rss_gib * time_s,   u = min(1, cpu_time_s / (time_s * alloc_cores))
 
 - ``alloc_cores``: logical CPUs the work may run on (its affinity): held, so paid, while it
-  runs, busy or not; ``cpu_time_s``: CPU seconds of the work (spinning threads included);
+  runs, busy or not; under ``torchrun`` the ``LOCAL_WORLD_SIZE`` processes of a machine
+  share them, so each holds its share (their sum counts the cores once);
+  ``cpu_time_s``: CPU seconds of the work (spinning threads included);
 - ``static_core_w = idle_fraction * p_full``, ``dynamic_core_w = (1 - idle_fraction) * p_full``,
   ``p_full = full_load_fraction_of_tdp * tdp_w / package_cores``; the constants and their
   sources are in ``measure/data/cpu_power_v2.json``, TDP and cores in ``cpu_power.json``;
@@ -28,6 +30,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -105,7 +108,7 @@ class PowerModel:
 
 
 def _split(
-    s: float, d: float, m: float, time_s: float, cpu_s: float, alloc: int, gib: float
+    s: float, d: float, m: float, time_s: float, cpu_s: float, alloc: float, gib: float
 ) -> tuple[float, float]:
     dram_j = m * gib * time_s
     held = time_s * alloc
@@ -114,7 +117,7 @@ def _split(
 
 
 def window_energy(
-    model: PowerModel, *, time_s: float, cpu_time_s: float, alloc_cores: int, rss_bytes: int
+    model: PowerModel, *, time_s: float, cpu_time_s: float, alloc_cores: float, rss_bytes: int
 ) -> WindowEnergy:
     """Both views of one window under ``model``, with their bands and the terms in details.
 
@@ -198,7 +201,8 @@ def model_from_profile(profile: CalibrationProfile, dram_w_per_gb: float) -> Pow
 class CpuV2EstimateMeter(EnergyMeter):
     """``estimate:cpu-v2``: static power of the held cores + dynamic power of busy ones.
 
-    ``alloc_cores`` defaults to this process's affinity; ``profile`` is ``"auto"`` (use
+    ``alloc_cores`` defaults to this process's affinity divided among the ``torchrun``
+    processes of this machine (``LOCAL_WORLD_SIZE``, 1 when unset); ``profile`` is ``"auto"`` (use
     the cached calibration profile when it matches this CPU, else ignore it with a
     warning), a path (must load, else :class:`WattlmError`), or ``None`` (never calibrate).
     ``model`` overrides everything (tests, callers with their own figures).
@@ -220,7 +224,7 @@ class CpuV2EstimateMeter(EnergyMeter):
         identity: CpuIdentity | None = None,
         cpu_power: CpuPower | None = None,
         model: PowerModel | None = None,
-        alloc_cores: int | None = None,
+        alloc_cores: float | None = None,
         profile: str | Path | None = "auto",
         rss_bytes: Callable[[], int] = current_rss_bytes,
         rss_label: str = "resident set size of this process at window end",
@@ -228,9 +232,9 @@ class CpuV2EstimateMeter(EnergyMeter):
         super().__init__(sync, cpu_clock, wall_clock=wall_clock)
         self.identity = identity if identity is not None else read_cpu_identity()
         self.cpu_power = cpu_power if cpu_power is not None else lookup_cpu_power(self.identity)
-        self.alloc_cores = int(alloc_cores) if alloc_cores else allocated_cores()
-        if self.alloc_cores < 1:
-            raise WattlmError(f"alloc_cores must be >= 1, got {alloc_cores}")
+        if alloc_cores is not None and not alloc_cores > 0:
+            raise WattlmError(f"alloc_cores must be > 0, got {alloc_cores}")
+        self.alloc_cores = float(alloc_cores or allocated_cores() / _local_processes())
         self.profile: CalibrationProfile | None = None
         self.profile_path: Path | None = None
         self.profile_warning: str | None = None
@@ -316,6 +320,14 @@ class CpuV2EstimateMeter(EnergyMeter):
         if self.profile_warning:
             out["calibration_warning"] = self.profile_warning
         return out
+
+
+def _local_processes() -> int:
+    """Processes of one job sharing this machine's cores: ``torchrun``'s LOCAL_WORLD_SIZE."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
 def _parameter_sources(cpu: CpuPower) -> dict[str, str]:

@@ -8,7 +8,7 @@ from wattlm.measure.base import SOURCE_UNAVAILABLE, EnergyMeter
 
 
 class NullMeter(EnergyMeter):
-    """Reports no energy in either view (``None``), source ``unavailable``; time is still measured."""
+    """No energy in either view (``None``), source ``unavailable``; time is still measured."""
 
     source = SOURCE_UNAVAILABLE
     methods = {"total": "none", "marginal": "none"}  # noqa: RUF012
