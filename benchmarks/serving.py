@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from wattlm.data.text import load_text
@@ -52,12 +53,15 @@ def _start(model: str, backend: str, args: argparse.Namespace) -> tuple[subproce
         "--max-queue", "256",
     ]  # fmt: skip
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    found = re.search(r"at (http://\S+)/v1", line)
-    if not found:
-        proc.kill()
-        raise SystemExit(f"the server did not start: {line}{proc.stderr.read()}")
-    return proc, found[1]
+    seen = []
+    for line in proc.stderr:  # library warnings may come first
+        found = re.search(r"serving .* at (http://\S+)/v1", line)
+        if found:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining
+            return proc, found[1]
+        seen.append(line)
+    proc.kill()
+    raise SystemExit("the server did not start:\n" + "".join(seen[-20:]))
 
 
 def _row(backend: str, prefix: int, rate: float, s: dict) -> str:
