@@ -45,3 +45,13 @@ def test_calibrated_estimate_label_and_bands_validate() -> None:
     window["energy_band_j"] = [1.0]
     with pytest.raises(Exception, match="energy_band_j"):
         validate_result(result)
+
+
+def test_estimate_band_is_shown_under_the_table() -> None:
+    from wattlm.report.markdown import render_markdown
+
+    result = sample_bench_result()
+    assert "Model band" not in render_markdown(result)
+    result["runs"][0]["decode"]["energy_j_per_token"].update(band_low=0.25, band_high=0.5)
+    md = render_markdown(result)
+    assert "separate from the 95% CI): torch float32 batch 1: 0.250–0.500." in md

@@ -68,7 +68,26 @@ def _energy(result: dict[str, Any], rows: list[list[str]]) -> list[str]:
     ]
     if energy["source"].startswith("estimate:") or any(ESTIMATE_MARK in r[-1] for r in rows):
         lines += ["", f"{ESTIMATE_MARK} Estimate: {ESTIMATE_NOTE}."]
+    bands = _bands(result)
+    if bands:
+        lines += [
+            "",
+            "Model band of decode J/tok, total view (from the power model's parameter ranges, "
+            f"separate from the 95% CI): {bands}.",
+        ]
     return [*lines, ""]
+
+
+def _bands(result: dict[str, Any]) -> str:
+    """``backend dtype batch B: low–high`` for every run whose decode figure has a band."""
+    parts = []
+    for run in result.get("runs", []):
+        stat = run["decode"].get("energy_j_per_token") or {}
+        if stat.get("band_low") is not None and stat.get("band_high") is not None:
+            label = f"{run['backend']} {run['dtype']} batch {run['batch_size']}"
+            low, high = format_number(stat["band_low"]), format_number(stat["band_high"])
+            parts.append(f"{label}: {low}–{high}")
+    return "; ".join(parts)
 
 
 def _summary(result: dict[str, Any]) -> str:
