@@ -162,7 +162,7 @@ def build_app(cfg: ServeConfig, engine: Any, windows: WindowedMeter) -> Any:
             return JSONResponse(assemble(kind, collected, collected[-1]["usage"]))
 
         async def sse():
-            status = 500
+            status = 499  # unless the stream ends: the client went away
             try:
                 yield f"data: {json.dumps(first)}\n\n"
                 async for chunk in chunks:
@@ -170,12 +170,15 @@ def build_app(cfg: ServeConfig, engine: Any, windows: WindowedMeter) -> Any:
                 yield "data: [DONE]\n\n"
                 status = 200
             except UpstreamError as err:
+                status = err.status
                 error = {"error": {"message": err.message, "type": err.kind, "code": err.status}}
                 yield f"data: {json.dumps(error)}\n\n"
-                status = err.status
+            except Exception:
+                status = 500
+                raise
             finally:
                 await chunks.aclose()
-                release(status if status != 500 else 499)
+                release(status)
 
         return StreamingResponse(sse(), media_type="text/event-stream")
 
