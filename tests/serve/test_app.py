@@ -30,6 +30,7 @@ def test_completion_usage_carries_cached_tokens_and_the_windows_energy(make_serv
     assert usage["prompt_tokens"] == 5 and usage["completion_tokens"] == 4
     assert usage["prompt_tokens_details"]["cached_tokens"] == 3
     assert usage["energy_j"] == pytest.approx(4.5)
+    assert usage["energy_marginal_j"] == pytest.approx(4.5)  # the fake meter has no idle
     assert usage["energy_source"] == "fake"
     assert usage["attribution"] == "token-share-v1"
     assert reply.model == "scripted.gguf"

@@ -70,11 +70,11 @@ def test_views_split_with_the_same_shares_and_none_stays_none():
     ledger.start("B")
     ledger.tokens("A", decode=3)
     ledger.tokens("B", decode=1)
-    ledger.close_window({"energy_j": 8.0, "marginal_energy_j": 4.0, "total_energy_j": None})
+    ledger.close_window({"energy_j": 8.0, "energy_marginal_j": 4.0, "other_j": None})
     a = ledger.finish("A")
     assert a["energy_j"] == pytest.approx(6.0)
-    assert a["marginal_energy_j"] == pytest.approx(3.0)
-    assert a["total_energy_j"] is None
+    assert a["energy_marginal_j"] == pytest.approx(3.0)
+    assert a["other_j"] is None
 
 
 def test_a_request_that_did_nothing_costs_zero():

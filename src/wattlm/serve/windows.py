@@ -5,9 +5,10 @@ server cuts every ``window_s`` seconds (a ticker) and whenever a request finishe
 request's last tokens are charged in a window that closes the moment it ends. All calls
 are serialised by a lock, so the event loop and worker threads can share one instance.
 
-Energy views: a :class:`~wattlm.measure.base.Measurement`'s ``energy_j`` is the ``energy_j``
-view; when the measurement also carries ``total_energy_j`` / ``marginal_energy_j`` figures
-(total and marginal energy), they are split the same way as extra views.
+Energy views: a :class:`~wattlm.measure.base.Measurement` carries the ``total`` view
+(``energy_j``: idle-inclusive, for the cores the server holds) and the ``marginal`` view
+(``energy_marginal_j``: what the work added over idle); both are split with the same
+shares and reported under those names.
 
 Example:
     >>> from wattlm.testing.meters import FakeMeter
@@ -26,17 +27,15 @@ from typing import Any
 from wattlm.measure.base import EnergyMeter, Measurement
 from wattlm.serve.ledger import METHOD, EnergyLedger
 
-#: extra Measurement attributes split as views when a meter provides them
-EXTRA_VIEWS = ("total_energy_j", "marginal_energy_j")
-
 
 def measurement_views(m: Measurement) -> dict[str, float | None]:
-    """The energy views of one measurement (``energy_j`` and any total/marginal figures)."""
-    views: dict[str, float | None] = {"energy_j": m.energy_j}
-    for name in EXTRA_VIEWS:
-        if hasattr(m, name):
-            views[name] = getattr(m, name)
-    return views
+    """The energy views of one measurement: ``energy_j`` (total), ``energy_marginal_j``.
+
+    Example:
+        >>> measurement_views(Measurement("w", 1.0, 5.0, "rapl", energy_marginal_j=2.0))
+        {'energy_j': 5.0, 'energy_marginal_j': 2.0}
+    """
+    return {"energy_j": m.energy_j, "energy_marginal_j": getattr(m, "energy_marginal_j", None)}
 
 
 class WindowedMeter:
