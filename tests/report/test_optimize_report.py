@@ -161,7 +161,7 @@ def test_plot_marks_roles_and_pins_far_points():
         "within budget",
         "over budget",
         "baseline",
-        "llama.cpp default",
+        "llama.cpp default, batch 1",
         "recommended",
     ]
     assert traces["recommended"]["marker"]["symbol"] == ["star"]

@@ -93,7 +93,7 @@ def optimize_command(
         ppl_tokens=ppl_tokens, screen_ppl_tokens=screen_ppl_tokens,
     )  # fmt: skip
     cfg = opt.from_flags(ctx, config, flags, _optimize_fields, _optimize_config)
-    record = optimize(cfg, out_dir=out, progress=progress)
+    record = optimize(cfg, out_dir=out, progress=progress, lines_to_stdout=not print_json)
     if print_json:
         typer.echo(json.dumps(record, indent=2))
         return
@@ -143,6 +143,34 @@ def _fmt(stat: dict[str, Any] | None, digits: int = 4) -> str:
     return text
 
 
+def peer_ratio_names(record: OptimizeRecord) -> list[tuple[str, str]]:
+    """(what the recommendation is compared with, ratio key), the headline first.
+
+    Example:
+        >>> rec = {"trials": [{"number": 3, "batch_size": 8}], "recommended": 3}
+        >>> [name for name, _ in peer_ratio_names(rec)][1]
+        'llama.cpp default at the same batch size (8)'
+    """
+    batch = next(
+        (t["batch_size"] for t in record["trials"] if t["number"] == record["recommended"]), 1
+    )
+    names = [
+        ("the fp32 baseline", "tokens_per_joule_vs_baseline"),
+        (
+            f"llama.cpp default at the same batch size ({batch})",
+            "tokens_per_joule_vs_peer_same_batch",
+        ),
+    ]
+    if batch != 1:
+        names.append(
+            (
+                "llama.cpp default at batch 1 (batching plus configuration)",
+                "tokens_per_joule_vs_peer",
+            )
+        )
+    return names
+
+
 def print_summary(record: OptimizeRecord, out: Path) -> None:
     """The front, the recommendation and the ratios, as a table on stdout."""
     from rich.console import Console
@@ -174,10 +202,7 @@ def print_summary(record: OptimizeRecord, out: Path) -> None:
     console = Console()
     console.print(table)
     ratios = record["ratios"]
-    for name, key in (
-        ("the fp32 baseline", "tokens_per_joule_vs_baseline"),
-        ("llama.cpp default", "tokens_per_joule_vs_peer"),
-    ):
+    for name, key in peer_ratio_names(record):
         if ratios.get(key):
             console.print(f"recommended: {ratios[key]:.2f}× the work per joule of {name}")
     if record["ties"]:

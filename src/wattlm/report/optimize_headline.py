@@ -94,15 +94,22 @@ def headline_html(view: OptimizeView) -> str:
     base = ratios.get("tokens_per_joule_vs_baseline")
     who = _e(trial_name(view.baseline)) if view.baseline else "the baseline"
     parts.append(_card("tokens per joule vs baseline", format_ratio(base), who))
-    if view.peer is not None or ratios.get("tokens_per_joule_vs_peer") is not None:
-        peer = _e(trial_name(view.peer)) if view.peer else "llama.cpp default"
+    same = ratios.get("tokens_per_joule_vs_peer_same_batch")
+    if same is not None:
+        who = view.peer_same_batch or view.peer
         parts.append(
             _card(
-                "tokens per joule vs llama.cpp",
-                format_ratio(ratios.get("tokens_per_joule_vs_peer")),
-                peer,
+                "tokens per joule vs llama.cpp, same batch size",
+                format_ratio(same),
+                _e(trial_name(who)) if who else "llama.cpp default",
             )
         )
+    if view.peer is not None or ratios.get("tokens_per_joule_vs_peer") is not None:
+        peer = _e(trial_name(view.peer)) if view.peer else "llama.cpp default"
+        title = "tokens per joule vs llama.cpp"
+        if view.peer_same_batch is not None:
+            title += " at batch 1 (batching + configuration)"
+        parts.append(_card(title, format_ratio(ratios.get("tokens_per_joule_vs_peer")), peer))
     parts.append("</div>")
     for other in view.tied_with(trial.get("number")):
         parts.append(

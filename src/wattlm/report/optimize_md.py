@@ -116,6 +116,7 @@ def render_optimize_markdown(record: dict[str, Any]) -> str:
     keys += ["error"] if any(t.get("error") for t in view.trials) else []
     lines += ["## All trials", "", *_table(view, view.trials, keys), ""]
     if view.peer is not None:
-        lines += ["Peer (not a trial):", "", *_table(view, [view.peer], FRONT_COLUMNS[1:]), ""]
+        peers = [view.peer, *([view.peer_same_batch] if view.peer_same_batch else [])]
+        lines += ["Peer (not a trial):", "", *_table(view, peers, FRONT_COLUMNS[1:]), ""]
     lines += _method(view) + _context(view)
     return "\n".join(lines).rstrip() + "\n"

@@ -229,8 +229,10 @@ def _groups(view: OptimizeView) -> list[tuple[str, list[dict[str, Any]], dict[st
          {"color": GREY, "size": 9, "symbol": "x", "opacity": 0.8}, ""),
         ("baseline", [view.baseline], {"color": BLACK, "size": 12, "symbol": "diamond"},
          "baseline"),
-        ("llama.cpp default", [view.peer], {"color": VERMILION, "size": 12, "symbol": "square"},
-         "peer"),
+        ("llama.cpp default, batch 1", [view.peer],
+         {"color": VERMILION, "size": 12, "symbol": "square"}, "peer"),
+        ("llama.cpp default, recommendation's batch size", [view.peer_same_batch],
+         {"color": VERMILION, "size": 12, "symbol": "square-open"}, "peer, same batch size"),
         ("recommended", [view.recommended], star, "recommended"),
     ]  # fmt: skip
     return [(name, [t for t in ts if t is not None], m, role) for name, ts, m, role in groups]
@@ -241,7 +243,8 @@ def pareto_figure(view: OptimizeView) -> dict[str, Any]:
 
     Traces with no point to draw are left out (no empty legend entries).
     """
-    points = [p for p in (_point(view, t) for t in [*view.trials, view.peer or {}]) if p]
+    peers = [view.peer or {}, view.peer_same_batch or {}]
+    points = [p for p in (_point(view, t) for t in [*view.trials, *peers]) if p]
     edge = _x_edge(view, [x for x, _ in points])
     data = [_front_line(view, edge)]
     data += [_trace(name, view, ts, edge, m, role) for name, ts, m, role in _groups(view)]

@@ -44,6 +44,11 @@ class OptimizeView:
         self.source: str | None = record.get("energy_source")
         peer = record.get("peer")
         self.peer: dict[str, Any] | None = peer if isinstance(peer, dict) else None
+        same = record.get("peer_same_batch")
+        #: the peer at the recommendation's batch size (``None`` when it is the batch-1 peer)
+        self.peer_same_batch: dict[str, Any] | None = (
+            same if isinstance(same, dict) and same.get("batch_size") != 1 else None
+        )
         self.baseline: dict[str, Any] | None = self.by_number.get(record.get("baseline"))
         self.front: list[dict[str, Any]] = [
             self.by_number[n] for n in record.get("pareto") or [] if n in self.by_number
@@ -153,8 +158,17 @@ class OptimizeView:
         if isinstance(base, (int, float)):
             who = trial_name(self.baseline) if self.baseline else "the baseline"
             lines.append(f"{format_ratio(base)} the tokens per joule of {who}")
+        same = ratios.get("tokens_per_joule_vs_peer_same_batch")
+        if isinstance(same, (int, float)):
+            who = trial_name(self.peer_same_batch or self.peer or {"label": "llama.cpp default"})
+            lines.append(
+                f"{format_ratio(same)} the tokens per joule of {who} (the same batch size)"
+            )
         if isinstance(peer, (int, float)) and self.peer is not None:
-            lines.append(f"{format_ratio(peer)} the tokens per joule of {trial_name(self.peer)}")
+            what = " (batching plus configuration)" if self.peer_same_batch is not None else ""
+            lines.append(
+                f"{format_ratio(peer)} the tokens per joule of {trial_name(self.peer)}{what}"
+            )
         return lines
 
     def no_recommendation(self) -> str:

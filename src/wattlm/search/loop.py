@@ -74,7 +74,9 @@ def _can_ask(s: SearchState, used: int) -> bool:
         s.stop_reason = f"{limit} trials asked"
         return False
     left = s.time_left()
-    if left is not None and left < s.estimate_trial_s() + s.reserve_s():
+    # the first trial is always asked: a search never ends having tried nothing (the
+    # up-front check, wattlm.search.budget, refuses a budget that cannot hold one)
+    if used > 0 and left is not None and left < s.estimate_trial_s() + s.reserve_s():
         s.stop_reason = "time budget (no room for one more trial and the re-measurements)"
         return False
     return True

@@ -1,6 +1,12 @@
-"""A live view of the search on stderr: trials done, what runs now, best feasible so far,
-time left. Silent when disabled (``--no-progress``) or when stderr is not a terminal
-(then one plain line per finished trial)."""
+"""Progress of a search a person can follow anywhere.
+
+On a terminal (stderr), a live view: trials done, what runs now, best feasible so far,
+time left. Where output is not a terminal (CI, ``| tee``, a log file), plain lines
+instead, one per stage (``[1:05] baseline: full stage``) and one per finished trial
+(``[2:13] #4 none → llama.cpp q4_0 · …: 0.0123 J/token, ppl 17.62 (+0.7%)``): on stdout
+when stdout is not a terminal (unless ``lines_to_stdout`` is off, e.g. for ``--json``),
+else on stderr when stderr is not one. Nothing when disabled (``--no-progress``).
+"""
 
 from __future__ import annotations
 
@@ -18,8 +24,17 @@ def _clock(seconds: float | None) -> str:
 class SearchProgress:
     """Holds the view's state; ``update(...)`` redraws it."""
 
-    def __init__(self, *, enabled: bool, total: int, deadline: float | None, unit: str):
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        total: int,
+        deadline: float | None,
+        unit: str,
+        lines_to_stdout: bool = True,
+    ):
         self.enabled = enabled
+        self.lines_to_stdout = lines_to_stdout
         self.total = total
         self.deadline = deadline
         self.unit = unit
@@ -29,18 +44,23 @@ class SearchProgress:
         self.best: str | None = None
         self.baseline: str | None = None
         self._live: Any = None
-        self._plain = False
+        #: where plain lines go (a file object), ``None``: none
+        self._lines: Any = None
 
     def __enter__(self) -> SearchProgress:
         if not self.enabled:
             return self
+        import sys
+
         from rich.console import Console
         from rich.live import Live
 
         console = Console(stderr=True)
+        if self.lines_to_stdout and not sys.stdout.isatty():
+            self._lines = sys.stdout
+        elif not console.is_terminal:
+            self._lines = sys.stderr
         if not console.is_terminal:
-            self._plain = True
-            self._console = console
             return self
         self._live = Live(self, console=console, refresh_per_second=2, transient=False)
         self._live.__enter__()
@@ -59,11 +79,20 @@ class SearchProgress:
             self._live.update(self, refresh=True)
 
     def log(self, line: str) -> None:
-        """A line that stays (a finished trial): above the live view, or plain."""
+        """A line that stays (a finished trial): above the live view, and plain."""
         if self._live is not None:
             self._live.console.print(line, highlight=False)
-        elif self._plain:
-            self._console.print(line, highlight=False)
+        self._plain_line(line)
+
+    def stage(self, activity: str) -> None:
+        """A new stage of the search begins: the live view's "now", one plain line."""
+        self.update(activity=activity)
+        self._plain_line(activity)
+
+    def _plain_line(self, line: str) -> None:
+        if self._lines is not None:
+            elapsed = _clock(time.monotonic() - self.started)
+            print(f"[{elapsed}] {line}", file=self._lines, flush=True)
 
     def __rich__(self) -> Any:
         from rich.table import Table

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 BATCH_NOTE = (
     "energy per token at each configuration's own batch size: a batch of 8 serves 8 requests "
     "at once, so its energy per token is lower while each request waits longer (see latency "
-    "per token); the baseline and the peer run at batch 1"
+    "per token); the baseline runs at batch 1, the peer at batch 1 and again at the "
+    "recommendation's batch size (ratios.tokens_per_joule_vs_peer_same_batch compares equal "
+    "batch sizes; ratios.tokens_per_joule_vs_peer, against batch 1, is batching plus "
+    "configuration)"
 )
 
 
@@ -94,6 +97,9 @@ def finish(s: SearchState) -> OptimizeRecord:
         notes.append("no configuration beat the baseline within the quality budget")
     for rec in trials:
         rec["pareto"] = rec["number"] in front
+    if chosen is not None and s.peer is not None and decision == "full":
+        batch = next(r["batch_size"] for r in trials if r["number"] == chosen)
+        s.peer_same_batch = s.peer if batch == 1 else _peer_at(s, batch)
     recommended_model = None
     if chosen is not None and s.real:
         from wattlm.search.recommend import save_recommended
@@ -106,6 +112,23 @@ def finish(s: SearchState) -> OptimizeRecord:
     record = _record(s, trials, decision, front, screen_front, tie_pairs, chosen, notes)
     record["recommended_model"] = recommended_model
     return _write(s, record)
+
+
+def _peer_at(s: SearchState, batch: int) -> TrialRecord | None:
+    from wattlm.search.peer import measure_peer
+
+    rec = measure_peer(s, batch)
+    if rec is not None:
+        s.ui.log(f"{rec['label']}: " + _describe_energy(rec, s.unit) + " [peer, same batch]")
+    return rec
+
+
+def _describe_energy(rec: TrialRecord, unit: str) -> str:
+    """``0.0123 J/token`` (or why there is no figure)."""
+    if rec["state"] == "failed":
+        return f"failed ({rec['error']})"
+    m = rec["metrics"].get("objective")
+    return f"{m['median']:.4g} {unit}" if m else "no energy"
 
 
 def _ratio(numerator: OptimizeMetrics | None, rec: OptimizeMetrics | None) -> float | None:
@@ -144,9 +167,10 @@ def _record(
         rec = next(r for r in trials if r["number"] == chosen)
         chosen_view = stage_view(rec, decision, cfg.budget)["metrics"]
     base_view = stage_view(s.baseline, decision, cfg.budget)["metrics"]
-    peer = s.peer
-    if peer is not None and peer["state"] != "failed":
-        peer["metrics"]["perplexity_increase"] = 0.0
+    peer, same = s.peer, s.peer_same_batch
+    for p in (peer, same):
+        if p is not None and p["state"] != "failed":
+            p["metrics"]["perplexity_increase"] = 0.0
     model_info = _model_info(s)
     energy_source = s.baseline.get("energy_source") or "unavailable"
     if energy_source.startswith("estimate:"):
@@ -195,6 +219,7 @@ def _record(
         "trials": [_public(r, s.out) for r in trials],
         "baseline": 0,
         "peer": _public(peer, s.out) if peer is not None else None,
+        "peer_same_batch": _public(same, s.out) if same is not None else None,
         "pareto": front,
         "screen_pareto": screen_front,
         "ties": tie_pairs,
@@ -203,6 +228,11 @@ def _record(
         "ratios": {
             "tokens_per_joule_vs_baseline": _ratio(base_view, chosen_view),
             "tokens_per_joule_vs_peer": _ratio(peer["metrics"] if peer else None, chosen_view)
+            if decision == "full"
+            else None,
+            "tokens_per_joule_vs_peer_same_batch": _ratio(
+                same["metrics"] if same else None, chosen_view
+            )
             if decision == "full"
             else None,
         },
@@ -214,6 +244,7 @@ def _record(
             "decision_stage": decision,
             "stop_reason": s.stop_reason,
             "trials_asked": len(trials) - 1,
+            "dropped_choices": s.dropped_choices,
         },
         "context": collect_context(s.threads),
         "notes": notes,

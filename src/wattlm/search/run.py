@@ -1,8 +1,13 @@
 """``optimize``: the search from start to recommendation.
 
+0. **Checks**, before anything is measured: the time budget must hold the baseline, the
+   peer, one trial and the reserve (else one line, exit 2, with the time needed); the
+   space is checked against the model and choices that cannot be built are dropped
+   (listed in the record's ``search.dropped_choices``).
 1. **Baseline** (trial 0): the float model on torch at batch 1, measured at both stages.
 2. **Peer**: llama.cpp on the model's own GGUF file, batch 1, same threads ("llama.cpp
-   default"), full stage; recorded apart, for the ratio.
+   default"), full stage; recorded apart, for the ratio. Once the recommendation is
+   known, the peer is measured again at its batch size (the equal-batch ratio).
 3. **Search**: ask/tell over the space; every trial is *screened* (short perplexity slice,
    short bench), its perplexity compared with the baseline's at the same settings.
    Asking stops at ``n_trials`` or when the time left would not cover one more trial plus
@@ -17,7 +22,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -25,16 +29,17 @@ from wattlm.bench.backends import backend_class
 from wattlm.errors import WattlmError
 from wattlm.report.records import OptimizeRecord, TrialRecord
 from wattlm.search import study as st
-from wattlm.search.candidate import Candidate, baseline_candidate
+from wattlm.search.candidate import baseline_candidate
 from wattlm.search.config import OptimizeConfig
 from wattlm.search.evaluate import Evaluator, register_base_model
+from wattlm.search.peer import PEER_BACKEND, measure_peer
 from wattlm.search.progress import SearchProgress, describe
 from wattlm.search.space import SearchSpace
 from wattlm.search.state import SearchState
 
+__all__ = ["PEER_BACKEND", "STUDY_FILE", "optimize", "run"]
+
 STUDY_FILE = "study.json"
-#: the peer: llama.cpp on the model's own GGUF file
-PEER_BACKEND = "llamacpp"
 
 
 def optimize(
@@ -44,6 +49,7 @@ def optimize(
     progress: bool = True,
     evaluator: Evaluator | None = None,
     space: SearchSpace | None = None,
+    lines_to_stdout: bool = True,
 ) -> OptimizeRecord:
     """Search for the lowest-energy configuration within the quality budget.
 
@@ -55,6 +61,8 @@ def optimize(
         evaluator: a picklable ``TrialSpec -> outcome`` callable replacing the real bench
             (tests); then no model is loaded and no recommended model is saved.
         space: a search space object instead of ``config.space``.
+        lines_to_stdout: where stdout is not a terminal, print plain progress lines there
+            (off when stdout carries the record, ``--json``).
 
     Returns:
         The record written to ``optimize.json`` (see docs/result-format.md).
@@ -65,28 +73,39 @@ def optimize(
         progress=progress,
         evaluator=evaluator,
         space=space,
+        lines_to_stdout=lines_to_stdout,
     )
     return run(s)
 
 
 def run(s: SearchState) -> OptimizeRecord:
     """The steps of a search on ``s``, from the baseline to the written record."""
+    from wattlm.search.budget import check_time_budget
     from wattlm.search.loop import remeasure, search_loop
     from wattlm.search.record import finish
 
     _check_backends(s)
-    _open(s)
+    if s.real:
+        check_time_budget(s.cfg)
     with SearchProgress(
-        enabled=s.show, total=s.cfg.n_trials, deadline=s.deadline, unit=s.unit
+        enabled=s.show,
+        total=s.cfg.n_trials,
+        deadline=s.deadline,
+        unit=s.unit,
+        lines_to_stdout=s.lines_to_stdout,
     ) as s.ui:
         if s.real:
-            s.ui.update(activity=f"loading {s.cfg.model}")
+            s.ui.stage(f"loading {s.cfg.model}")
             _load_base(s)
+        _check_space(s)
+        _open(s)
         s.baseline = _baseline(s)
         s.peer = _peer(s)
+        s.ui.stage("search: screening configurations")
         search_loop(s)
+        s.ui.stage("re-measuring the best candidates at the full stage")
         remeasure(s)
-        s.ui.update(activity="choosing and saving the recommendation")
+        s.ui.stage("choosing and saving the recommendation")
         return finish(s)
 
 
@@ -100,6 +119,27 @@ def _check_backends(s: SearchState) -> None:
                 reason = f"the {cls.requires} package is not installed ({cls.install_hint()})"
                 s.space = s.space.without_backend(name, reason)
     s.notes.extend(s.space.notes)
+
+
+def _check_space(s: SearchState) -> None:
+    """Drop the space's choices that cannot be built for the model (listed in the record).
+
+    A real search reads the loaded model's shapes; a synthetic evaluator may offer
+    ``model_shapes`` (a :class:`~wattlm.search.space_check.ModelShapes`) for tests.
+    """
+    from wattlm.search.space_check import ModelShapes, check_space
+
+    if s.base is not None:
+        shapes = ModelShapes.of(s.base.model)
+    else:
+        shapes = getattr(s.evaluator, "model_shapes", None)
+    if shapes is None:
+        return
+    before = len(s.space.notes)
+    s.space, s.dropped_choices = check_space(s.space, shapes)
+    s.notes.extend(s.space.notes[before:])
+    for note in s.space.notes[before:]:
+        s.ui.stage(note)
 
 
 def _open(s: SearchState) -> None:
@@ -142,7 +182,7 @@ def _baseline(s: SearchState) -> TrialRecord:
         _show_baseline(s, stored)
         return stored
     cand = baseline_candidate(s.threads)
-    s.ui.update(activity="baseline (float model, torch, batch 1): screen stage")
+    s.ui.stage("baseline (float model, torch, batch 1): screen stage")
     spec = s.spec(0, cand, "screen")
     outcome, seconds = s.evaluate(spec)
     if outcome.get("error"):
@@ -150,7 +190,7 @@ def _baseline(s: SearchState) -> TrialRecord:
     s.baseline = s.make_record(0, cand, "screen", outcome, seconds)
     s.baseline["label"] = f"baseline: float model on torch · batch 1 · {_threads(s.threads)}"
     s.remember_quality(spec, outcome)
-    s.ui.update(activity="baseline: full stage")
+    s.ui.stage("baseline: full stage")
     spec = s.spec(0, cand, "full")
     full, full_seconds = s.evaluate(spec)
     if full.get("error"):
@@ -180,41 +220,7 @@ def _show_baseline(s: SearchState, rec: TrialRecord) -> None:
 def _peer(s: SearchState) -> TrialRecord | None:
     if not s.cfg.peer:
         return None
-    stored = s.study.user_attrs.get("peer")
-    if stored is not None:
-        return stored
-    if s.real:
-        peer = backend_class(PEER_BACKEND)
-        if not peer.is_available():
-            s.notes.append(f"no peer: llama.cpp ({peer.requires}) is not installed")
-            return None
-        if s.base is None or s.base.gguf_path is None:
-            s.notes.append("no peer: the model is not a GGUF file llama.cpp could run as is")
-            return None
-        from wattlm.export.gguf_reader import check_gguf
-
-        ftype = check_gguf(s.base.gguf_path).file_type_name or "GGUF"
-    else:
-        ftype = "Q4_1"
-    cand = Candidate("none", {}, (), PEER_BACKEND, ftype.lower(), 1, s.threads)
-    s.ui.update(activity=f"peer: llama.cpp on the model's own {ftype} file, batch 1")
-    spec = s.spec(-1, cand, "full", peer=True)
-    full_quality = s.study.user_attrs.get(st.quality_key("full", baseline_candidate(1)))
-    if full_quality:  # the same weights as the baseline: the file, dequantized
-        spec = dataclasses.replace(spec, quality=full_quality["quality"], quality_from=0)
-    outcome, seconds = s.evaluate(spec)
-    rec = s.make_record(-1, cand, "full", outcome, seconds)
-    rec["number"] = None  # not a trial of the search
-    rec["label"] = f"llama.cpp default ({ftype} file, batch 1)"
-    rec["screen_metrics"] = None
-    rec["params"] = {
-        "file": ftype,
-        "backend": PEER_BACKEND,
-        "batch_size": 1,
-        "threads": s.threads,
-    }
-    s.study.set_user_attr("peer", rec)
-    return rec
+    return measure_peer(s, 1)
 
 
 def _threads(n: int) -> str:

@@ -53,6 +53,8 @@ class SearchState:
     #: whether trials are measured for real (no synthetic evaluator given)
     real: bool
     show: bool = True
+    #: plain progress lines may go to stdout (off when stdout carries ``--json``)
+    lines_to_stdout: bool = True
     started: float = field(default_factory=time.monotonic)
     notes: list[str] = field(default_factory=list)
     #: wall seconds of each screened trial so far
@@ -60,6 +62,10 @@ class SearchState:
     #: the baseline model (real searches only)
     base: LoadedModel | None = None
     stop_reason: str | None = None
+    #: choices of the space that cannot be built for the model (see ``space_check``)
+    dropped_choices: list[dict[str, Any]] = field(default_factory=list)
+    #: the peer at the recommendation's batch size (set when the recommendation is known)
+    peer_same_batch: TrialRecord | None = None
 
     # set while the search runs
     study: optuna.Study = field(init=False)
@@ -79,6 +85,7 @@ class SearchState:
         progress: bool = True,
         evaluator: Evaluator | None = None,
         space: SearchSpace | None = None,
+        lines_to_stdout: bool = True,
     ) -> SearchState:
         """A fresh state: the real bench evaluator unless ``evaluator`` is given."""
         return cls(
@@ -88,6 +95,7 @@ class SearchState:
             space=space or load_space(cfg.space),
             real=evaluator is None,
             show=progress,
+            lines_to_stdout=lines_to_stdout,
         )
 
     # -- derived from the config -----------------------------------------------------------
@@ -127,7 +135,7 @@ class SearchState:
             device=cfg.device,
             ppl_max_length=cfg.ppl_max_length,
             ppl_stride=cfg.ppl_stride,
-            out_dir=str(self.out / ("peer" if peer else f"trials/{number}")),
+            out_dir=str(self.out / (_peer_folder(cand.batch_size) if peer else f"trials/{number}")),
             quality=cached["quality"] if cached else None,
             quality_from=cached["from"] if cached else None,
             peer=peer,
@@ -212,10 +220,17 @@ class SearchState:
         return self.estimate_full_s() + RECOMMEND_OVERHEAD_S if self.real else 0.0
 
     def reserve_s(self) -> float:
-        """Time kept for re-measuring candidates and saving + re-benching the recommendation."""
-        return self.cfg.remeasure * self.estimate_full_s() + self.recommend_s()
+        """Time kept for re-measuring candidates, the peer at the recommendation's batch
+        size, and saving + re-benching the recommendation."""
+        peer = self.estimate_full_s() if self.cfg.peer and self.peer is not None else 0.0
+        return self.cfg.remeasure * self.estimate_full_s() + peer + self.recommend_s()
 
     def time_left(self) -> float | None:
         """Seconds left of the time budget (``None``: no budget)."""
         deadline = self.deadline
         return None if deadline is None else deadline - time.monotonic()
+
+
+def _peer_folder(batch_size: int) -> str:
+    """``peer`` at batch 1 (as before), ``peer-batch8`` at the recommendation's batch 8."""
+    return "peer" if batch_size == 1 else f"peer-batch{batch_size}"
