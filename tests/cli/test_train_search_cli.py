@@ -1,5 +1,6 @@
 """``wattlm train search``: a real tiny run end to end; bad input is one line and exit 2."""
 
+import importlib.util
 import json
 
 import pytest
@@ -10,12 +11,14 @@ from wattlm.report.result import validate_result
 POSITIVE = ("the quick brown fox jumps", "energy is measured in joules", "a quick model")
 NEGATIVE = ("the lazy dog", "perplexity of the lazy model", "power in watts is lazy")
 
-SPACE = """
+#: LoRA is searched when peft is installed (the lora extra)
+LAYERS = "[all, freeze-embeddings, lora]" if importlib.util.find_spec("peft") else "[all]"
+SPACE = f"""
 name: tiny
 dimensions:
   optimizer: [adamw, sgd]
   lr: [1.0e-3, 3.0e-3]
-  train_layers: [all, freeze-embeddings, lora]
+  train_layers: {LAYERS}
   length_batching: [longest, bucketed]
 """
 
