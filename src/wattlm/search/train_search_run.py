@@ -141,6 +141,13 @@ class _TrainSearch:
         cfg.check_target(self.metric)
         self.higher = cfg.higher_is_better(self.metric)
         self.task = "sequence-classification" if kind == LABELLED else "causal-lm"
+        for precision in ("bf16", "fp16"):
+            if precision in self.space.values("precision"):
+                from wattlm.measure.precision_support import emulated_precision_warning
+
+                line = emulated_precision_warning(precision, device=cfg.device)
+                if line is not None:  # kept in the space: the search measures what it costs
+                    self.notes.append(f"{line} ({precision} trials stay in the search)")
         if self.real and "lora" in self.space.values("train_layers"):
             from wattlm.search.train_trial import _base
             from wattlm.training.layers import check_lora
