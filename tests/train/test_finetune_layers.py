@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from wattlm.models.load import load_model, save_model
+from wattlm.report.result import load_result
 from wattlm.testing.tiny import tiny_classifier
 from wattlm.train.config import FinetuneConfig
 from wattlm.train.finetuning import finetune
@@ -27,10 +28,16 @@ def test_lora_run_saves_a_merged_model_with_changed_attention(tmp_path, labelled
     cfg = FinetuneConfig(
         model=clf_dir,
         data=data_cfg(labelled_file),
-        options=opts(max_steps=6, batch_size=8, lr=1e-2, train_layers="lora", lora_rank=4),
-    )
+        options=opts(
+            max_steps=6, batch_size=8, lr=1e-2, train_layers="lora", lora_rank=4,
+            optimizer="adagrad",
+        ),
+    )  # fmt: skip
     result = finetune(cfg, tmp_path / "run", progress=False)
-    assert result["options"]["train_layers"] == "lora"
+    written = load_result(tmp_path / "run")  # valid against the schema
+    assert written["options"]["train_layers"] == "lora"
+    assert written["options"]["optimizer"] == "adagrad"
+    assert result["options"]["lora_rank"] == 4
     before, after = _weights(clf_dir), _weights(str(tmp_path / "run" / "model"))
     assert set(before) == set(after)  # no lora_A/lora_B keys: merged before saving
     name = "bert.encoder.layer.0.attention.self.query.weight"
