@@ -3,6 +3,7 @@ model, plain progress lines off a terminal, and the peer at the recommendation's
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 
@@ -228,3 +229,51 @@ def test_report_names_both_peer_ratios(synthetic_space, synthetic_config, tmp_pa
         "tokens_per_joule_vs_peer",
     ]
     assert f"same batch size ({batch})" in peer_ratio_names(record)[1][0]
+
+
+# -- the GGUF cache: exports reused by weights, written atomically --------------------------------
+@pytest.mark.skipif(
+    importlib.util.find_spec("xllamacpp") is None, reason="xllamacpp is not installed"
+)
+def test_gguf_export_is_cached_by_weights_and_never_read_half_written(
+    tiny_model_dir, text_file, tmp_path
+):
+    from wattlm.models.load import load_model
+    from wattlm.search.candidate import Candidate
+    from wattlm.search.config import StageSettings
+    from wattlm.search.evaluate import gguf_cache_path
+
+    base = load_model(tiny_model_dir)
+    register_base_model(tiny_model_dir, "cpu", base)
+    settings = StageSettings(
+        prompt_tokens=16, new_tokens=4, warmup=0, repeats=2, ppl_max_tokens=200
+    )
+    cache = tmp_path / "cache"
+
+    def spec(number, batch, **kw):
+        cand = Candidate("none", {}, (), "llamacpp", "q8_0", batch, 1)
+        return TrialSpec(
+            number, cand, "screen", settings, "decode-energy", tiny_model_dir, str(text_file),
+            meter="estimate", ppl_max_length=64, ppl_stride=32,
+            out_dir=str(tmp_path / f"t{number}"), cache_dir=str(cache), **kw,
+        )  # fmt: skip
+
+    first = spec(1, 1)
+    entry = gguf_cache_path(first)
+    # a writer killed half-way leaves only its temporary file: never read as an entry
+    entry.parent.mkdir(parents=True)
+    (entry.parent / f".{entry.name}.999.tmp").write_bytes(b"GGUF half")
+    one = BenchEvaluator()(first)
+    assert one["error"] is None, one["error"]
+    t1 = one["timings_s"]
+    assert t1["copy_s"] > 0 and t1["export_s"] > 0 and t1["quality_s"] > 0
+    assert t1["process_start_s"] > 0 and t1["model_load_s"] > 0 and t1["bench_s"] > 0
+    assert entry.read_bytes() == (tmp_path / "t1" / "model.gguf").read_bytes()
+    # the same weights at another batch size, perplexity known: nothing is built again
+    two = BenchEvaluator()(spec(2, 2, quality=one["quality"], quality_from=1))
+    assert two["error"] is None, two["error"]
+    t2 = two["timings_s"]
+    assert t2["copy_s"] == 0 and t2["compress_s"] == 0 and t2["quality_s"] < 0.05
+    assert (tmp_path / "t2" / "model.gguf").read_bytes() == entry.read_bytes()
+    assert two["metrics"]["weight_bytes"] == one["metrics"]["weight_bytes"]
+    assert any("exported by wattlm earlier in this search" in n for n in two["notes"])

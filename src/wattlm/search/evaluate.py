@@ -73,6 +73,8 @@ class TrialSpec:
     #: the peer: the model's own GGUF file on llama.cpp, as is
     peer: bool = False
     notes: tuple[str, ...] = field(default=())
+    #: folder of the run's caches (GGUF exports by weights); ``None``: no cache
+    cache_dir: str | None = None
 
 
 class Evaluator(Protocol):
@@ -137,13 +139,28 @@ def build_variant(
     if not stages and not gguf:
         return base, weight_bytes(base.model), []
     timings = {} if timings is None else timings
+    label = f"{base.spec} [trial {spec.number}: {cand.label()}]"
+    cached = gguf_cache_path(spec)
+    if gguf and spec.quality is not None and cached is not None and cached.is_file():
+        # the same weights were exported before and their perplexity is known: no copy,
+        # no compression, no export; llama.cpp runs the cached file
+        started = time.perf_counter()
+        gguf_path = _place(cached, folder / "model.gguf")
+        add_timing(timings, "export_s", time.perf_counter() - started)
+        note = (
+            f"llama.cpp runs {gguf_path.name} ({cand.qtype}), exported by wattlm earlier in "
+            "this search for the same weights"
+        )
+        loaded = LoadedModel(
+            base.model, base.tokenizer, label, gguf_path, "gguf", base.task, [note]
+        )
+        return loaded, gguf_path.stat().st_size, [note]
     started = time.perf_counter()
     model = copy.deepcopy(base.model)
     copied = time.perf_counter()
     add_timing(timings, "copy_s", copied - started)
     log = apply_stages(model, stages, tokenizer=base.tokenizer, data=spec.data)
     add_timing(timings, "compress_s", time.perf_counter() - copied)
-    label = f"{base.spec} [trial {spec.number}: {cand.label()}]"
     if not gguf:
         loaded = LoadedModel(model, base.tokenizer, label, task=base.task, compression=log)
         return loaded, weight_bytes(model), []
@@ -154,6 +171,8 @@ def build_variant(
     started = time.perf_counter()
     export_gguf(model, base.tokenizer, gguf_path, qtype=cand.qtype, tokenizer_gguf=base.gguf_path)
     load_gguf_weights_(model, gguf_path)
+    if cached is not None:
+        _place(gguf_path, cached)
     add_timing(timings, "export_s", time.perf_counter() - started)
     note = (
         f"llama.cpp runs {gguf_path.name} ({cand.qtype}), exported by wattlm; perplexity is "
@@ -169,6 +188,45 @@ def build_variant(
         model, base.tokenizer, label, gguf_path, "gguf", base.task, [note], compression=log
     )
     return loaded, gguf_path.stat().st_size, notes
+
+
+def gguf_cache_path(spec: TrialSpec) -> Path | None:
+    """Where the GGUF export of ``spec``'s weights is cached (by stages and GGUF type).
+
+    Example:
+        >>> from wattlm.search.candidate import Candidate
+        >>> from wattlm.search.config import SCREEN
+        >>> c = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 2)
+        >>> spec = TrialSpec(1, c, "screen", SCREEN, "decode-energy", "m", "d", cache_dir="/r/cache")
+        >>> str(gguf_cache_path(spec)).startswith("/r/cache/gguf/q8_0-")
+        True
+    """
+    cand = spec.candidate
+    if spec.cache_dir is None or spec.peer or not backend_class(cand.backend).runs_gguf:
+        return None
+    import hashlib
+
+    digest = hashlib.sha256(cand.weights_key().encode()).hexdigest()[:16]
+    return Path(spec.cache_dir) / "gguf" / f"{cand.qtype}-{digest}.gguf"
+
+
+def _place(source: Path, target: Path) -> Path:
+    """Put a copy of ``source`` at ``target`` atomically (a hard link where possible): a
+    reader never sees a half-written file at ``target``, even after SIGKILL."""
+    import os
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and os.path.samefile(source, target):
+        return target
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target
 
 
 def bench_config(spec: TrialSpec, model: Any) -> Any:

@@ -139,6 +139,7 @@ class SearchState:
             quality=cached["quality"] if cached else None,
             quality_from=cached["from"] if cached else None,
             peer=peer,
+            cache_dir=str(self.out / "cache"),
         )
 
     def evaluate(self, spec: TrialSpec) -> tuple[dict[str, Any], float]:
