@@ -32,3 +32,12 @@ def test_split_idle_by_hand() -> None:
     assert (e.total_j, e.marginal_j) == (35.0, 20.0)  # 50 - 30 = 20; 20 + 30 x 0.5
     none = split_idle({"a": 5.0}, idle_w=None, time_s=3.0, parts_key="z")
     assert (none.total_j, none.marginal_j) == (5.0, 5.0)
+
+
+def test_meter_suite_imports_without_pytest() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['pytest'] = None; import wattlm.testing.meter_suite"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
