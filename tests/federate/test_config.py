@@ -18,6 +18,7 @@ from wattlm.federate.config import FederateConfig, faults_for, parse_fault
         ({"compression": "zip"}, "unknown compression"),
         ({"rounds": 0}, "--rounds must be >= 1"),
         ({"faults": ("explode@1:0",)}, "bad fault"),
+        ({"meter": "wattmeter"}, "unknown meter 'wattmeter'"),
     ],
 )
 def test_bad_options_raise_one_clear_error(kwargs, fragment):

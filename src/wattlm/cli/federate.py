@@ -12,8 +12,6 @@ from pathlib import Path
 
 import typer
 
-from wattlm.errors import WattlmError
-
 
 def federate_command(
     out: Path = typer.Option(
@@ -120,10 +118,6 @@ def federate_command(
         seed=seed,
         faults=tuple(fault),
     )
-    if cfg.meter not in ("auto", "nvml", "rapl", "estimate", "null"):
-        raise WattlmError(
-            f"unknown meter {cfg.meter!r}", hint="choose auto, nvml, rapl, estimate or null"
-        )
     result = federate(cfg, out, resume=resume, progress=progress, superlink=superlink)
     t = result["totals"]
     metric = result["initial_quality"]["metric"]

@@ -108,6 +108,10 @@ class FederateConfig:
             _fail("--lr, --server-lr and --timeout must be > 0", "e.g. --lr 5e-5")
         if self.mu < 0 or not (0 <= self.server_momentum < 1):
             _fail("--mu must be >= 0 and --server-momentum in [0, 1)", "e.g. --mu 0.01")
+        from wattlm.measure.factory import METER_KINDS
+
+        if self.meter not in METER_KINDS:
+            _fail(f"unknown meter {self.meter!r}", f"choose one of {', '.join(METER_KINDS)}")
         if self.eval_split not in ("validation", "test"):
             _fail(f"--eval-split must be validation or test, got {self.eval_split!r}", "")
         for fault in self.faults:
