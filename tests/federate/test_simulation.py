@@ -105,3 +105,14 @@ def test_causal_lm_with_lora_sends_only_adapters_and_compares_to_central(tiny_te
     assert all(c["uplink_bytes"] < 4 * m["travelling_parameters"] + 20_000 for c in rnd["clients"])
     assert result["totals"]["to_target"]["reached"] and result["totals"]["to_target"]["round"] == 1
     assert result["central"]["metric"] == "perplexity" and result["central"]["to_target"]["reached"]
+
+
+@pytest.mark.slow
+def test_a_client_past_the_round_timeout_is_recorded_and_left_out(tiny_setup, tmp_path):
+    cfg = _cfg(tiny_setup, clients=2, rounds=1, timeout_s=40.0, faults=("slow@1:0",))
+    result = federate(cfg, tmp_path / "run", progress=False)
+    (rnd,) = result["rounds"]
+    late, ok = rnd["clients"]
+    assert late["partition"] == 0 and late["status"] == "failed"
+    assert late["reason"] == "no reply before the round timeout" and late["uplink_bytes"] == 0
+    assert ok["status"] == "ok" and rnd["aggregated"] == 1 and rnd["failed"] == [0]

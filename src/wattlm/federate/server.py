@@ -32,6 +32,8 @@ from wattlm.federate.config import FederateConfig, parse_fault
 from wattlm.federate.strategy import aggregate, make_strategy, restore_strategy, strategy_state
 
 log = logging.getLogger("wattlm.federate")
+#: seconds to wait for every client to connect and say which partition it holds
+CONNECT_S = 300.0
 
 
 class AbortedRun(RuntimeError):
@@ -99,8 +101,9 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
         state = RunState(round=0, arrays=get_arrays(lm.model), record=record)
         save_state(out, state)
     arrays = state.arrays
-    nodes = wait_for_nodes(grid, cfg.clients, cfg.timeout_s)
-    parts = node_partitions(grid, nodes, cfg.timeout_s)
+    connect_s = max(cfg.timeout_s, CONNECT_S)  # starting client processes is slow
+    nodes = wait_for_nodes(grid, cfg.clients, connect_s)
+    parts = node_partitions(grid, nodes, connect_s)
     record["nodes"] = {str(p): n for n, p in sorted(parts.items(), key=lambda x: x[1])}
     job = json.dumps(cfg.to_dict(), sort_keys=True)
     aborts = {parse_fault(f)[1] for f in cfg.faults if f.startswith("abort@")}
