@@ -8,7 +8,7 @@ Ray actor processes, one client at a time per process, so the CPU-time estimate 
 client's window charges it only its own work (other clients run in other processes).
 
 Example:
-    >>> from wattlm.federate.client import app  # doctest: +SKIP
+    >>> app = make_client_app()  # doctest: +SKIP
     >>> type(app).__name__  # doctest: +SKIP
     'ClientApp'
 """
@@ -19,14 +19,13 @@ import functools
 import json
 import os
 import time
-
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
-from flwr.clientapp import ClientApp
+from typing import TYPE_CHECKING
 
 from wattlm.federate.codec import encode_update, from_record, to_record
 from wattlm.federate.config import FederateConfig, faults_for
 
-app = ClientApp()
+if TYPE_CHECKING:  # pragma: no cover
+    from flwr.app import Context, Message
 
 
 @functools.lru_cache(maxsize=2)
@@ -45,17 +44,28 @@ def _partition(context: Context) -> int:
     return int(context.node_config["partition-id"])
 
 
-@app.query()
+def make_client_app():
+    """The ``ClientApp``: :func:`hello` answers ``query`` messages, :func:`train` ``train``."""
+    from flwr.clientapp import ClientApp
+
+    app = ClientApp()
+    app.query()(hello)
+    app.train()(train)
+    return app
+
+
 def hello(msg: Message, context: Context) -> Message:
     """Tell the server which partition this node holds."""
+    from flwr.app import ConfigRecord, Message, RecordDict
+
     reply = ConfigRecord({"partition-id": _partition(context), "pid": os.getpid()})
     return Message(RecordDict({"hello": reply}), reply_to=msg)
 
 
-@app.train()
 def train(msg: Message, context: Context) -> Message:
     """One local round: train from the global weights, reply with the encoded update."""
     import torch
+    from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
     from wattlm.federate.local import (
         as_data,

@@ -26,21 +26,29 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-from flwr.app import Context
-from flwr.serverapp import Grid, ServerApp
+from typing import TYPE_CHECKING
 
 from wattlm.errors import WattlmError
-from wattlm.federate.client import app as client
 from wattlm.federate.config import FederateConfig
 
-__all__ = ["client", "server", "submit", "write_app"]
+if TYPE_CHECKING:  # pragma: no cover
+    from flwr.app import Context
+    from flwr.serverapp import Grid
 
-server = ServerApp()
 APP_MODULE = "wattlm_federate_app"
 
 
-@server.main()
+def make_apps():
+    """``(server, client)``: the deployed ServerApp (:func:`main`) and the ClientApp."""
+    from flwr.serverapp import ServerApp
+
+    from wattlm.federate.client import make_client_app
+
+    server = ServerApp()
+    server.main()(main)
+    return server, make_client_app()
+
+
 def main(grid: Grid, context: Context) -> None:
     """The deployed ServerApp: the rounds, then ``federate.json`` and the reports."""
     import flwr
@@ -66,7 +74,8 @@ def write_app(config: FederateConfig, out: Path, *, resume: bool) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{APP_MODULE}.py").write_text(
         '"""Flower app entry points of a wattlm federate run."""\n\n'
-        "from wattlm.federate.deploy import client, server\n\n"
+        "from wattlm.federate.deploy import make_apps\n\n"
+        "server, client = make_apps()\n"
         '__all__ = ["client", "server"]\n',
         encoding="utf-8",
     )

@@ -105,7 +105,7 @@ def simulate(config: FederateConfig, out: Path, *, resume: bool, progress: bool)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     from flwr.simulation import run_simulation
 
-    from wattlm.federate.client import app as client_app
+    from wattlm.federate.client import make_client_app
     from wattlm.federate.server import make_server_app
 
     if not progress:
@@ -114,7 +114,7 @@ def simulate(config: FederateConfig, out: Path, *, resume: bool, progress: bool)
     cpus = max(os.cpu_count() or 1, config.threads)
     run_simulation(
         server_app=server,
-        client_app=client_app,
+        client_app=make_client_app(),
         num_supernodes=config.clients,
         backend_config={
             "client_resources": {"num_cpus": config.threads, "num_gpus": 0.0},
@@ -143,9 +143,9 @@ def federate(
     Control API address, ``host:port``) submits it with ``flwr run`` to a real deployment
     whose SuperNodes hold ``partition-id`` in their node config.
     """
-    flwr_version = require_flower()
     out = Path(out_dir)
-    described = precheck(config)
+    described = precheck(config)  # bad input is reported before a missing extra
+    flwr_version = require_flower()
     open_out(out, config, resume=resume)
     if superlink is not None:
         from wattlm.federate.deploy import submit

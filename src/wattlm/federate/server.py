@@ -20,16 +20,17 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import Any
-
-from flwr.app import ConfigRecord, Context, Message, RecordDict
-from flwr.serverapp import Grid, ServerApp
+from typing import TYPE_CHECKING, Any
 
 from wattlm.errors import WattlmError
 from wattlm.federate.checkpoint import RunState, load_state, save_state
 from wattlm.federate.codec import check_update, decode_update, from_record, record_bytes, to_record
 from wattlm.federate.config import FederateConfig, parse_fault
 from wattlm.federate.strategy import aggregate, make_strategy, restore_strategy, strategy_state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flwr.app import Context, Message
+    from flwr.serverapp import Grid
 
 log = logging.getLogger("wattlm.federate")
 #: seconds to wait for every client to connect and say which partition it holds
@@ -46,6 +47,8 @@ def make_server_app(config: FederateConfig, out_dir: str | Path, *, resume: bool
     The returned app has a ``result`` dict attribute filled with the run's record (``rounds``,
     ``initial_quality``, ...) as it goes.
     """
+    from flwr.serverapp import ServerApp
+
     server = ServerApp()
     server.result = {}  # type: ignore[attr-defined]
 
@@ -71,6 +74,8 @@ def wait_for_nodes(grid: Grid, count: int, timeout_s: float) -> list[int]:
 
 def node_partitions(grid: Grid, nodes: list[int], timeout_s: float) -> dict[int, int]:
     """Ask every node which partition it holds (a ``query`` message each)."""
+    from flwr.app import Message, RecordDict
+
     msgs = [Message(RecordDict(), dst_node_id=n, message_type="query") for n in nodes]
     out = {}
     for reply in grid.send_and_receive(msgs, timeout=timeout_s):
@@ -82,6 +87,7 @@ def node_partitions(grid: Grid, nodes: list[int], timeout_s: float) -> dict[int,
 def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> dict[str, Any]:
     """The whole server side of a run; returns the record (also checkpointed each round)."""
     import torch
+    from flwr.app import ConfigRecord
 
     from wattlm.federate.local import get_arrays, held_out, load_global_model, set_arrays
     from wattlm.measure.factory import make_meter
