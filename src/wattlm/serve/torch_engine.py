@@ -71,6 +71,7 @@ class TorchEngine:
             max_requests_per_batch=cfg.slots,
             allow_block_sharing=True,
         )
+        _match_cache_dtype(model)
         self._manager = model.init_continuous_batching(
             generation_config=gen, continuous_batching_config=cb
         )
@@ -106,7 +107,14 @@ class TorchEngine:
         text, seen, finished = "", 0, False
         try:
             while True:
-                out = await queue.get()
+                try:
+                    out = await asyncio.wait_for(queue.get(), 1.0)
+                except asyncio.TimeoutError:
+                    if not self._manager.is_running():  # its thread died: fail, never hang
+                        raise UpstreamError(
+                            503, "the generation thread stopped", "server_error"
+                        ) from None
+                    continue
                 if out.error:
                     raise UpstreamError(500, f"generation failed: {out.error}", "server_error")
                 tokens = list(out.generated_tokens)
@@ -168,3 +176,34 @@ def _choice(kind: str, delta: str, reason: str | None) -> dict[str, Any]:
     if kind == "completions":
         return {"index": 0, "text": delta, "finish_reason": reason}
     return {"index": 0, "delta": {"content": delta}, "finish_reason": reason}
+
+
+def _match_cache_dtype(model: Any) -> None:
+    """Make ``model.dtype`` the dtype its attention produces keys in.
+
+    transformers allocates the paged KV cache in ``model.dtype`` (the first parameter's
+    dtype). A compressed model can differ: int4 layers with a bfloat16 embedding report
+    bfloat16 while the attention hands float32 keys to the cache, which then refuses them.
+    One forward pass on one token finds the keys' dtype; when it differs, the model's class
+    is narrowed to a subclass whose ``dtype`` says so.
+    """
+    import torch
+
+    seen: list[Any] = []
+
+    def grab(_module: Any, _inputs: Any, output: Any) -> None:
+        seen.append(output.dtype)
+
+    k_proj = next((m for n, m in model.named_modules() if n.endswith("k_proj")), None)
+    if k_proj is None:
+        return
+    handle = k_proj.register_forward_hook(grab)
+    try:
+        with torch.inference_mode():
+            model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=model.device))
+    finally:
+        handle.remove()
+    if seen and seen[0] != model.dtype:
+        keys = seen[0]
+        cls = type(model)
+        model.__class__ = type(cls.__name__, (cls,), {"dtype": property(lambda _self: keys)})
