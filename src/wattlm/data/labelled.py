@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 
 from wattlm.assets.catalog import CATALOG
-from wattlm.assets.fetch import ensure
 from wattlm.data.splits import SPLITS, assign, check_split
 from wattlm.data.text import read_text_file
 from wattlm.errors import WattlmError
@@ -80,6 +79,8 @@ def load_labelled(spec: str = "movie-sentiment", split: str | None = "test") -> 
         check_split(split)
     names = [split] if split else list(SPLITS)
     if spec in labelled_assets():
+        from wattlm.assets.fetch import ensure  # only for asset names
+
         folder = ensure(spec)
         return [row for n in names for row in read_jsonl(folder / f"{n}.jsonl")]
     path = Path(spec).expanduser()

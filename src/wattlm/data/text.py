@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 
 from wattlm.assets.catalog import CATALOG
-from wattlm.assets.fetch import ensure
 from wattlm.data.splits import SPLITS, assign, check_split
 from wattlm.errors import WattlmError
 
@@ -73,6 +72,8 @@ def load_text(spec: str = "wiki-sample", split: str | None = "test") -> str:
     if split is not None:
         check_split(split)
     if spec in text_assets():
+        from wattlm.assets.fetch import ensure  # only for asset names
+
         folder = ensure(spec)
         names = [split] if split else list(SPLITS)
         return "\n\n".join(read_text_file(folder / f"{n}.txt").strip() for n in names)

@@ -23,7 +23,6 @@ import torch
 
 from wattlm._files import atomic_path
 from wattlm.assets.catalog import CATALOG
-from wattlm.assets.fetch import ensure
 from wattlm.errors import WattlmError
 from wattlm.export.gguf_reader import check_gguf
 from wattlm.models.fingerprint import disk_bytes, parameter_count, state_dict_sha256, weight_bytes
@@ -87,6 +86,8 @@ class LoadedModel:
 def _resolve(spec: str) -> tuple[Path | None, str]:
     """Map a spec to (local path, format); asset names are fetched on first use."""
     if spec in CATALOG:
+        from wattlm.assets.fetch import ensure  # only for asset names
+
         path = ensure(spec)
         return path, "gguf" if path.suffix == ".gguf" else "hf"
     path = Path(spec).expanduser()
