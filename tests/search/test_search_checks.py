@@ -277,3 +277,42 @@ def test_gguf_export_is_cached_by_weights_and_never_read_half_written(
     assert (tmp_path / "t2" / "model.gguf").read_bytes() == entry.read_bytes()
     assert two["metrics"]["weight_bytes"] == one["metrics"]["weight_bytes"]
     assert any("exported by wattlm earlier in this search" in n for n in two["notes"])
+
+
+# -- the baseline's perplexity cached on disk by model fingerprint ------------------------------
+def test_baseline_quality_is_cached_on_disk_by_fingerprint(
+    synthetic_space, synthetic_config, tmp_path, monkeypatch
+):
+    import optuna
+
+    from wattlm.search.candidate import Candidate, baseline_candidate
+    from wattlm.search.quality_cache import entry_path, read_quality
+    from wattlm.search.state import SearchState
+
+    monkeypatch.setenv("WATTLM_CACHE", str(tmp_path / "cache"))
+    cfg = synthetic_config(synthetic_space)
+
+    def state(fingerprint):
+        s = SearchState.create(cfg, tmp_path / "run", evaluator=SyntheticEvaluator())
+        s.model_fingerprint = fingerprint
+        s.study = optuna.create_study()
+        return s
+
+    s = state("abc")
+    spec = s.spec(0, baseline_candidate(2), "screen")
+    assert spec.quality is None
+    quality = {"metric": "perplexity", "value": 20.2, "tokens": 2048}
+    s.remember_quality(spec, {"quality": quality, "error": None})
+    key = s._disk_quality_key("screen", baseline_candidate(1))
+    assert read_quality(key) == quality
+    # a later search of the same model reads it; another model, stage or weights does not
+    again = state("abc")
+    assert again.spec(0, baseline_candidate(2), "screen").quality == quality
+    assert again.spec(0, baseline_candidate(2), "full").quality is None
+    q8 = Candidate("none", {}, (), "llamacpp", "q8_0", 1, 2)
+    assert again.spec(3, q8, "screen").quality is None
+    assert state("other").spec(0, baseline_candidate(2), "screen").quality is None
+    # an entry cut short (as by a kill during a non-atomic write) is a miss, not an error
+    entry_path(key).write_text('{"key": {"model": "ab')
+    assert state("abc").spec(0, baseline_candidate(2), "screen").quality is None
+    assert not list(entry_path(key).parent.glob("*.tmp"))

@@ -173,6 +173,9 @@ def _load_base(s: SearchState) -> None:
     if s.base.task != "causal-lm":
         raise WattlmError(f"optimize searches causal LMs; {s.cfg.model!r} is not one")
     register_base_model(s.cfg.model, s.cfg.device, s.base)
+    from wattlm.models.fingerprint import state_dict_sha256
+
+    s.model_fingerprint = state_dict_sha256(s.base.model)  # the quality cache's key
 
 
 # -- baseline and peer --------------------------------------------------------------------

@@ -66,6 +66,8 @@ class SearchState:
     dropped_choices: list[dict[str, Any]] = field(default_factory=list)
     #: the peer at the recommendation's batch size (set when the recommendation is known)
     peer_same_batch: TrialRecord | None = None
+    #: SHA-256 of the baseline's weights (real searches): the on-disk quality cache's key
+    model_fingerprint: str | None = None
 
     # set while the search runs
     study: optuna.Study = field(init=False)
@@ -122,6 +124,12 @@ class SearchState:
         cfg = self.cfg
         settings = cfg.screen if stage == "screen" else cfg.full
         cached = self.study.user_attrs.get(st.quality_key(stage, cand))
+        disk_key = self._disk_quality_key(stage, cand)
+        if cached is None and disk_key is not None:
+            from wattlm.search.quality_cache import read_quality
+
+            quality = read_quality(disk_key)
+            cached = {"quality": quality, "from": 0} if quality else None
         return TrialSpec(
             number=number,
             candidate=cand,
@@ -149,10 +157,37 @@ class SearchState:
         return outcome, time.monotonic() - started
 
     def remember_quality(self, spec: TrialSpec, outcome: dict[str, Any]) -> None:
-        """Keep a freshly measured perplexity for trials with the same weights."""
+        """Keep a freshly measured perplexity for trials with the same weights (and the
+        baseline's on disk, for later searches of the same model)."""
         if spec.quality is None and outcome.get("quality") and not outcome.get("error"):
             key = st.quality_key(spec.stage, spec.candidate)
             self.study.set_user_attr(key, {"quality": outcome["quality"], "from": spec.number})
+            disk_key = self._disk_quality_key(spec.stage, spec.candidate)
+            if disk_key is not None:
+                from wattlm.search.quality_cache import write_quality
+
+                write_quality(disk_key, outcome["quality"])
+        elif spec.quality is not None and not outcome.get("error"):  # e.g. read from disk
+            key = st.quality_key(spec.stage, spec.candidate)
+            if key not in self.study.user_attrs:
+                self.study.set_user_attr(key, {"quality": spec.quality, "from": spec.quality_from})
+
+    def _disk_quality_key(self, stage: str, cand: Candidate) -> dict[str, Any] | None:
+        """The on-disk cache key of the baseline's weights at ``stage`` (``None``: other
+        weights, or no fingerprint)."""
+        base = Candidate("none", {}, (), "torch")
+        if self.model_fingerprint is None or cand.weights_key() != base.weights_key():
+            return None
+        cfg = self.cfg
+        settings = cfg.screen if stage == "screen" else cfg.full
+        return {
+            "model": self.model_fingerprint,
+            "data": cfg.data,
+            "tokens": settings.ppl_max_tokens,
+            "max_length": cfg.ppl_max_length,
+            "stride": cfg.ppl_stride,
+            "device": cfg.device,
+        }
 
     def baseline_ppl(self, stage: str) -> float:
         """The baseline's perplexity at ``stage`` (what a trial's increase is relative to)."""
