@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from wattlm._config import check_int
 from wattlm.bench.backends import _llamacpp_server as srv
 from wattlm.bench.backends.base import Backend
 from wattlm.errors import WattlmError
@@ -44,8 +45,7 @@ BARRIER_TIMEOUT_S = 10.0
 
 
 def _positive(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise WattlmError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    check_int(name, value, minimum)
     return value
 
 

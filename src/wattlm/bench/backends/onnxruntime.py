@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from wattlm._config import check_int
 from wattlm.bench.backends.base import Backend
 from wattlm.errors import WattlmError
 
@@ -28,9 +29,8 @@ PAST = re.compile(r"past_key_values\.(\d+)\.(key|value)")
 ONNX_HINT = 'pip install "wattlm[onnx]"'
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise WattlmError(f"{name} must be an integer >= 1, got {value!r}")
+def _positive(name: str, value: Any, minimum: int = 1) -> int:
+    check_int(name, value, minimum)
     return value
 
 
