@@ -12,13 +12,12 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from wattlm._config import check_keys
+from wattlm._config import Config
 from wattlm.errors import WattlmError
+from wattlm.measure import METER_KINDS
 
 #: server strategies (all Flower ``flwr.serverapp.strategy`` classes)
 STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam")
@@ -33,7 +32,7 @@ def _fail(message: str, hint: str) -> None:
 
 
 @dataclass(frozen=True)
-class FederateConfig:
+class FederateConfig(Config):
     """A federated fine-tuning run (see ``docs/federated.md`` for every field).
 
     ``alpha=None`` gives IID partitions; a number gives Dirichlet(α) label skew per client.
@@ -75,6 +74,8 @@ class FederateConfig:
     seed: int = 0
     faults: tuple[str, ...] = ()
 
+    config_name = "federate config"
+
     def __post_init__(self) -> None:
         if self.clients < 1:
             _fail(
@@ -108,8 +109,6 @@ class FederateConfig:
             _fail("--lr, --server-lr and --timeout must be > 0", "e.g. --lr 5e-5")
         if self.mu < 0 or not (0 <= self.server_momentum < 1):
             _fail("--mu must be >= 0 and --server-momentum in [0, 1)", "e.g. --mu 0.01")
-        from wattlm.measure.factory import METER_KINDS
-
         if self.meter not in METER_KINDS:
             _fail(f"unknown meter {self.meter!r}", f"choose one of {', '.join(METER_KINDS)}")
         if self.eval_split not in ("validation", "test"):
@@ -121,20 +120,6 @@ class FederateConfig:
     def partition(self) -> str:
         """How the training data is split between clients, in words."""
         return "iid" if self.alpha is None else f"dirichlet(alpha={self.alpha:g})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples as lists)."""
-        out = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FederateConfig:
-        """The config a ``to_dict`` wrote (unknown keys are an error)."""
-        data = check_keys(data, cls, "federate config")
-        for key in ("lora_targets", "faults"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(**data)
 
 
 def parse_fault(text: str) -> tuple[str, int, int]:
