@@ -29,6 +29,8 @@ from wattlm.compress.structured import HeadPruneConfig, LayerDropConfig
 from wattlm.errors import WattlmError
 from wattlm.search.config import OptimizeConfig, StageSettings
 from wattlm.search.space import SearchSpace
+from wattlm.serve.config import ServeConfig
+from wattlm.serve.loadtest import LoadConfig
 from wattlm.train.config import DistillConfig, FinetuneConfig, QatConfig, RecipeConfig
 from wattlm.training.options import DataConfig, TrainOptions
 
@@ -100,6 +102,8 @@ EXAMPLES = {
     ),
     DistillConfig: DistillConfig(teacher="runs/t", student="every:2", alpha=0.25),
     QatConfig: QatConfig(model="runs/s", scheme="int8-dynamic", skip=("classifier",)),
+    ServeConfig: ServeConfig(model="model.gguf", slots=2, threads=2, meter="estimate"),
+    LoadConfig: LoadConfig(url="http://127.0.0.1:8000", rates=(1.0, 2.0), prompt_words=(8, 16)),
 }
 
 CONCRETE = [c for c in _all_config_classes() if c not in ABSTRACT]

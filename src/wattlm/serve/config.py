@@ -18,18 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wattlm._config import Config, check_int
 from wattlm.errors import WattlmError
 
 BACKENDS = ("llamacpp", "torch")
 
 
-def _int_at_least(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise WattlmError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 @dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(Config):
     """Settings of one server.
 
     Attributes:
@@ -64,6 +60,8 @@ class ServeConfig:
     drain_s: float = 30.0
     model_id: str = ""
 
+    config_name = "serve config"
+
     def __post_init__(self) -> None:
         if not self.model:
             raise WattlmError("no model given", hint="pass a GGUF file, a model folder or a run")
@@ -73,14 +71,14 @@ class ServeConfig:
         object.__setattr__(self, "backend", backend)
         if not self.model_id:
             object.__setattr__(self, "model_id", Path(self.model).name or self.model)
-        _int_at_least("port", self.port, 0)
+        check_int("port", self.port, 0)
         if self.port > 65535:
             raise WattlmError(f"port must be <= 65535, got {self.port}")
-        _int_at_least("slots", self.slots, 1)
-        _int_at_least("threads", self.threads, 1)
-        _int_at_least("context_tokens", self.context_tokens, 16)
-        _int_at_least("max_queue", self.max_queue, 0)
-        _int_at_least("default_max_tokens", self.default_max_tokens, 1)
+        check_int("slots", self.slots, 1)
+        check_int("threads", self.threads, 1)
+        check_int("context_tokens", self.context_tokens, 16)
+        check_int("max_queue", self.max_queue, 0)
+        check_int("default_max_tokens", self.default_max_tokens, 1)
         if not self.window_s > 0:
             raise WattlmError(f"window_s must be > 0, got {self.window_s}")
         if self.drain_s < 0:
@@ -95,6 +93,6 @@ class ServeConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Settings as JSON-ready data (the API key itself is never written)."""
-        out = dataclasses.asdict(self)
+        out = super().to_dict()
         out["api_key"] = "set" if self.api_key else None
         return out

@@ -16,13 +16,13 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from wattlm._config import Config
 from wattlm.errors import WattlmError
 from wattlm.serve.loadrun import run_workload
 from wattlm.serve.loadstats import summarise
@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
-class LoadConfig:
+class LoadConfig(Config):
     """One load test (a sweep when ``rates`` has several entries).
 
     Attributes:
@@ -65,6 +65,8 @@ class LoadConfig:
     server_pid: int | None = None
     meter: str = "auto"
 
+    config_name = "load test config"
+
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -90,7 +92,8 @@ class LoadConfig:
         return url if url.endswith("/v1") else url + "/v1"
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        """Settings as JSON-ready data (the API key itself is never written)."""
+        out = super().to_dict()
         out["api_key"] = "set" if self.api_key else None
         return out
 
