@@ -49,6 +49,9 @@ def test_every_trial_record_has_the_breakdown_keys(synthetic_space, synthetic_co
         assert all(v >= 0 for v in t["timings_s"].values())
     base = record["trials"][0]
     assert set(base["screen_timings_s"]) == set(TIMING_KEYS)
+    for t in record["trials"]:
+        if t["duplicate_of"] is not None:  # answered from another trial: nothing measured
+            assert sum(t["timings_s"].values()) == 0
 
 
 def test_real_trial_breakdown_names_where_the_time_went(tiny_model_dir, text_file, tmp_path):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from wattlm.report.records import TrialRecord
 from wattlm.search import study as st
 from wattlm.search.candidate import Candidate
+from wattlm.search.evaluate import breakdown
 from wattlm.search.executors import make_executor
 from wattlm.search.progress import describe
 
@@ -155,6 +156,7 @@ def search_loop(s: SearchState) -> None:
                         **_identity(number, cand),
                         "duplicate_of": original["number"],
                         "duration_s": 0.0,
+                        "timings_s": breakdown({}, 0.0),  # nothing was measured
                         "pareto": False,
                     }
                     _finish_trial(s, trial, rec)
