@@ -10,7 +10,9 @@ Usage:
 For each backend a ``wattlm serve`` process is started on loopback; ``wattlm loadtest``'s
 engine sends the same seeded Poisson workload at each arrival rate (light to saturating),
 once with no shared prefix and once with every prompt after the same ``--prefix-words``
-words (~500 tokens at the default, a shared system prompt). Printed as one Markdown table:
+words (~500 tokens at the default, a shared system prompt); on llama.cpp the prefixed
+workload runs a third time with the prompt cache off (``cache_prompt: false``), which is
+what the cache saves. Printed as one Markdown table:
 throughput, p99 latency, J/request from the server's own per-request attribution and from
 a meter of the server process, and how many prompt tokens the prefix cache served. Every
 level's loadtest.json and loadtest.md are saved under --out.
@@ -107,19 +109,20 @@ def main() -> None:
             raise SystemExit(f"unknown backend {backend!r}: llamacpp or torch-int4")
         proc, url = _start(model, engine, args)
         try:
-            for prefix in (0, args.prefix_words):
+            for prefix, cache in ((0, True), (args.prefix_words, True), (args.prefix_words, False)):
+                if not cache and engine != "llamacpp":
+                    continue  # transformers has no per-request switch for its block sharing
                 cfg = LoadConfig(
                     url=url, requests=args.requests, concurrency=args.concurrency, rates=rates,
                     prompt_words=parse_range(args.prompt_words, "--prompt-words"),
                     max_tokens=parse_range(args.max_tokens, "--max-tokens"),
                     prefix_words=prefix, time_limit_s=args.time_limit, server_pid=proc.pid,
-                    meter=args.meter,
+                    meter=args.meter, cache_prompt=cache,
                 )  # fmt: skip
                 record = run_loadtest(cfg, text)
-                write_loadtest(record, out / f"{backend}-prefix{prefix}")
-                rows += [
-                    _row(backend, prefix, lv["rate"], lv["summary"]) for lv in record["levels"]
-                ]
+                label = backend if cache else f"{backend}, cache off"
+                write_loadtest(record, out / f"{backend}-prefix{prefix}-cache{int(cache)}")
+                rows += [_row(label, prefix, lv["rate"], lv["summary"]) for lv in record["levels"]]
         finally:
             proc.terminate()
             proc.wait(120)

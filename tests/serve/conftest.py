@@ -49,7 +49,7 @@ class ScriptedEngine:
         if "TOO LONG" in text:
             raise UpstreamError(400, "the context limit is 64 tokens per request")
         n_prompt = len(text.split())
-        cache_n = min(self.cached, n_prompt)
+        cache_n = min(self.cached, n_prompt) if body.get("cache_prompt", True) else 0
         self.started += 1
         try:
             for i in range(1, body["max_tokens"] + 1):

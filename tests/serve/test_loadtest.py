@@ -127,3 +127,13 @@ def test_sweep_levels_cut_different_prompts():
     second = make_workload(TEXT, offset_words=4 * 5, **args)
     assert not {r.prompt for r in first} & {r.prompt for r in second}
     assert second[0].prompt.split()[10] == "w30"  # prefix w0..w9, then 20 words on
+
+
+def test_no_cache_asks_the_server_to_evaluate_every_prompt_token(make_server):
+    bs = make_server(ScriptedEngine(cached=3), FakeMeter(power_w=1.0))
+    base = {"url": bs.url, "requests": 3, "concurrency": 2, "prompt_words": (5, 5),
+            "max_tokens": (2, 2)}  # fmt: skip
+    on = run_loadtest(LoadConfig(**base), TEXT)["levels"][0]["summary"]
+    off = run_loadtest(LoadConfig(**base, cache_prompt=False), TEXT)["levels"][0]["summary"]
+    assert (on["cached_prompt_tokens"], off["cached_prompt_tokens"]) == (9, 0)
+    assert on["prompt_tokens"] == off["prompt_tokens"] == 15

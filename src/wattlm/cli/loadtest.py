@@ -38,6 +38,9 @@ def loadtest(
         typer.Option(help="Meter this local process too (RAPL, else CPU-time estimate)."),
     ] = None,
     meter: Annotated[str, typer.Option(help="Meter for --server-pid.")] = "auto",
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Let the server reuse cached prompts.")
+    ] = True,
 ) -> None:
     """Send a bounded, seeded workload to URL and report latency and energy per load."""
     from wattlm.data.text import load_text
@@ -64,6 +67,7 @@ def loadtest(
         api_key=api_key,
         server_pid=server_pid,
         meter=meter,
+        cache_prompt=cache,
     )
     record = run_loadtest(cfg, load_text(text, "test"))
     json_path, md_path = write_loadtest(record, out)

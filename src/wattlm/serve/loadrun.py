@@ -69,7 +69,9 @@ def _client(base_url: str, api_key: str | None, concurrency: int) -> Any:
     )
 
 
-async def _one(client: Any, model: str, req: PlannedRequest, rec: RequestRecord, t0: float):
+async def _one(
+    client: Any, model: str, req: PlannedRequest, rec: RequestRecord, t0: float, extra: dict
+):
     import openai
 
     start = time.perf_counter()
@@ -82,6 +84,7 @@ async def _one(client: Any, model: str, req: PlannedRequest, rec: RequestRecord,
             max_tokens=req.max_tokens,
             stream=True,
             stream_options={"include_usage": True},
+            extra_body=extra or None,
         )
         async for chunk in stream:
             now = time.perf_counter()
@@ -120,8 +123,13 @@ async def run_workload(
     model: str = "default",
     api_key: str | None = None,
     time_limit_s: float = 600.0,
+    extra_body: dict[str, Any] | None = None,
 ) -> tuple[list[RequestRecord], float]:
-    """Run ``plan``; return one record per planned request and the wall seconds taken."""
+    """Run ``plan``; return one record per planned request and the wall seconds taken.
+
+    ``extra_body`` adds fields to every request (``{"cache_prompt": False}`` turns
+    llama.cpp's prompt cache off for them).
+    """
     if concurrency < 1:
         raise WattlmError(f"--concurrency must be >= 1, got {concurrency}")
     client = _client(base_url, api_key, concurrency)
@@ -137,7 +145,7 @@ async def run_workload(
         async with gate:
             if time.perf_counter() >= deadline:
                 return
-            await _one(client, model, req, rec, t0)
+            await _one(client, model, req, rec, t0, extra_body or {})
 
     tasks = [asyncio.create_task(launch(r, rec)) for r, rec in zip(plan, records, strict=True)]
     _done, pending = await asyncio.wait(tasks, timeout=max(deadline - time.perf_counter(), 0))

@@ -46,6 +46,8 @@ class LoadConfig(Config):
         prefix_words: words of one shared prefix put before every prompt (0: none).
         time_limit_s: each rate's time limit.
         text: ``wiki-sample`` (embedded) or a ``.txt`` path the prompts are cut from.
+        cache_prompt: False asks the server not to reuse cached prompt tokens (llama.cpp's
+            ``cache_prompt``), to measure what the prefix cache saves.
         seed, api_key, model, server_pid, meter: as named.
     """
 
@@ -64,6 +66,7 @@ class LoadConfig(Config):
     model: str = "default"
     server_pid: int | None = None
     meter: str = "auto"
+    cache_prompt: bool = True
 
     config_name = "load test config"
 
@@ -164,6 +167,7 @@ def run_loadtest(cfg: LoadConfig, text: str) -> dict[str, Any]:
                 model=cfg.model,
                 api_key=cfg.api_key,
                 time_limit_s=cfg.time_limit_s,
+                extra_body=None if cfg.cache_prompt else {"cache_prompt": False},
             )
         )
         m = meter.end_window("level") if meter is not None else None
