@@ -104,7 +104,8 @@ class PowerModel:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready (ranges as lists, so a result read back from disk equals this)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def _split(
