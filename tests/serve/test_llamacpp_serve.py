@@ -37,7 +37,7 @@ def smollm2_gguf() -> Path:
 @pytest.fixture(scope="module")
 def server():
     cfg = ServeConfig(
-        model=str(smollm2_gguf()), slots=2, threads=2, context_tokens=512, port=0,
+        model=str(smollm2_gguf()), slots=2, threads=1, context_tokens=512, port=0,
         meter="estimate", window_s=0.25,
     )  # fmt: skip
     bs = BackgroundServer(cfg)
@@ -118,7 +118,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path):
     gguf = smollm2_gguf()
     proc = subprocess.Popen(
         [sys.executable, "-m", "wattlm", "serve", str(gguf), "--port", "0", "--slots", "1",
-         "--threads", "2", "--context-tokens", "256", "--meter", "null", "--drain-s", "300"],
+         "--threads", "1", "--context-tokens", "256", "--meter", "null", "--drain-s", "300"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
