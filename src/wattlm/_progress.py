@@ -1,8 +1,8 @@
-"""Progress display for long steps: rich bars on stderr, one line per step; silent when
-disabled.
+"""Progress display for long steps: live rich bars on a terminal, one plain line per
+finished step elsewhere (logs, CI); silent when disabled.
 
 The one progress wrapper of wattlm: counted steps (``add``), finished steps (``done``),
-spinners (``spinner``) and byte bars (``bar``) share one live display.
+spinners (``spinner``) and byte bars (``bar``) share one display.
 
 Example:
     >>> with steps(enabled=False) as s:
@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -46,10 +47,51 @@ class _CountColumn(ProgressColumn):
         return Text(f"{int(task.completed)}/{int(task.total)}", style="progress.download")
 
 
-class Steps:
-    """Adds named steps to one live progress display (see :func:`steps`)."""
+class _Lines:
+    """Stands in for rich's ``Progress`` off a terminal: one line per finished step."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._tasks: dict[int, dict] = {}
+
+    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+        task = len(self._tasks)
+        self._tasks[task] = {"description": description, "total": total, "completed": 0.0}
+        self._tasks[task].update(fields, started=time.monotonic(), shown=False)
+        self.update(task)
+        return task
+
+    def advance(self, task: int, advance: float) -> None:
+        self.update(task, advance=advance)
+
+    def update(self, task: int, *, advance: float = 0, **changes) -> None:
+        state = self._tasks[task]
+        state.update(changes)
+        state["completed"] += advance
+        total = state["total"]
+        if total is not None and state["completed"] >= total:
+            self._show(state)
+
+    def _show(self, state: dict) -> None:
+        if state["shown"]:
+            return
+        state["shown"] = True
+        total, done = state["total"], state["completed"]
+        count = state.get("size") or (f"{int(done)}/{int(total)}" if total and total > 1 else "")
+        seconds = time.monotonic() - state["started"]
+        parts = [state["description"], count, f"{seconds:.1f} s"]
+        self._console.print("  ".join(p for p in parts if p), markup=False, highlight=False)
+
+    def finish(self) -> None:
+        """Show the steps still open when the block ends (their counts as reached)."""
+        for state in self._tasks.values():
+            self._show(state)
+
+
+class Steps:
+    """Adds named steps to one progress display (see :func:`steps`)."""
+
+    def __init__(self, progress: Progress | _Lines) -> None:
         self._progress = progress
 
     def add(self, description: str, total: float | None = None) -> Callable[..., None]:
@@ -95,9 +137,18 @@ def steps(
 ) -> Iterator[Steps]:
     """A progress display on stderr for the duration of the block.
 
-    ``terminal_only``: stay silent when stderr is not a terminal (logs see nothing).
+    On a terminal: live bars. Elsewhere: one line per step as it finishes, or nothing
+    with ``terminal_only``.
     """
     console = console or Console(stderr=True)
+    if enabled and not console.is_terminal:
+        if terminal_only:
+            enabled = False
+        else:
+            lines = _Lines(console)
+            yield Steps(lines)
+            lines.finish()
+            return
     progress = Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -105,7 +156,7 @@ def steps(
         _CountColumn(),
         TimeElapsedColumn(),
         console=console,
-        disable=not enabled or (terminal_only and not console.is_terminal),
+        disable=not enabled,
     )
     with progress:
         yield Steps(progress)
