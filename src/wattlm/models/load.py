@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from wattlm._config import check_choice
 from wattlm._files import atomic_path
 from wattlm.assets.catalog import CATALOG
 from wattlm.errors import WattlmError
@@ -115,8 +116,7 @@ def _resolve(spec: str) -> tuple[Path | None, str]:
 def _auto_class(task: str) -> Any:
     import transformers
 
-    if task not in TASKS:
-        raise WattlmError(f"unknown task {task!r}", hint=f"choose from: {', '.join(TASKS)}")
+    check_choice("task", task, TASKS)
     if task == "causal-lm":
         return transformers.AutoModelForCausalLM
     return transformers.AutoModelForSequenceClassification
@@ -186,8 +186,7 @@ def load_model(
         >>> lm.describe()["parameters"]  # doctest: +SKIP
         134515008
     """
-    if dtype not in DTYPES:
-        raise WattlmError(f"unknown dtype {dtype!r}", hint=f"choose from: {', '.join(DTYPES)}")
+    check_choice("dtype", dtype, DTYPE_NAMES)
     _check_device(device)
     auto = _auto_class(task)
     path, fmt = _resolve(spec)
