@@ -14,6 +14,24 @@ import typer
 from wattlm._version import __version__
 from wattlm.errors import WattlmError
 
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The exception types of bad command lines (unknown option, bad value): click's on the
+    typer releases built on click (< 0.22), ``typer.TyperException`` on the later ones."""
+    found: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        found.append(typer.TyperException)
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        found.append(click.ClickException)
+    return tuple(found)
+
+
+USAGE_ERRORS = _usage_errors()
+
 app = typer.Typer(
     name="wattlm",
     help="Measure, compress and search language models for lower energy at equal quality.",
@@ -91,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except typer.TyperException as err:  # usage errors: unknown option, bad value
+    except USAGE_ERRORS as err:  # usage errors: unknown option, bad value
         if _state["debug"]:
             raise
         ctx = getattr(err, "ctx", None)
