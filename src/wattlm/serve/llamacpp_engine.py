@@ -89,7 +89,6 @@ class LlamaCppEngine:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.base_url = self._server.listening_address
         httpx = http_client_module()
-        self._httpx = httpx
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {self._key}"},

@@ -40,7 +40,7 @@ def make_windows(cfg: ServeConfig) -> WindowedMeter:
     return WindowedMeter(make_meter(cfg.meter, idle_seconds=0.5))
 
 
-def _uvicorn_server(cfg: ServeConfig, app: Any, sock: socket.socket | None = None) -> Any:
+def _uvicorn_server(cfg: ServeConfig, app: Any) -> Any:
     try:
         import uvicorn
     except ImportError:
