@@ -39,7 +39,7 @@ def optimize_command(
     space: Annotated[
         str,
         typer.Option(
-            help="Search space: default, quick, full or a YAML file (see search-spaces/)."
+            help="Search space: default, quick, full or a YAML file (shipped ones: src/wattlm/search/spaces/)."
         ),
     ] = "default",
     storage: Annotated[
