@@ -4,8 +4,8 @@ On a terminal (stderr), a live view: trials done, what runs now, best feasible s
 time left. Where output is not a terminal (CI, ``| tee``, a log file), plain lines
 instead, one per stage (``[1:05] baseline: full stage``) and one per finished trial
 (``[2:13] #4 none → llama.cpp q4_0 · …: 0.0123 J/token, ppl 17.62 (+0.7%)``): on stdout
-when stdout is not a terminal (unless ``lines_to_stdout`` is off, e.g. for ``--json``),
-else on stderr when stderr is not one. Nothing when disabled (``--no-progress``).
+when stdout is not a terminal and ``lines_to_stdout`` is on (``optimize`` turns it on
+unless stdout carries ``--json``), else on stderr when stderr is not one. Nothing when disabled (``--no-progress``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class SearchProgress:
         total: int,
         deadline: float | None,
         unit: str,
-        lines_to_stdout: bool = True,
+        lines_to_stdout: bool = False,
     ):
         self.enabled = enabled
         self.lines_to_stdout = lines_to_stdout
