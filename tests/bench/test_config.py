@@ -32,5 +32,7 @@ def test_invalid_values(kwargs, message):
 
 
 def test_unknown_keys_are_listed():
-    with pytest.raises(WattlmError, match=r"unknown key\(s\) in bench config: batch_size.*valid keys"):
+    with pytest.raises(
+        WattlmError, match=r"unknown key\(s\) in bench config: batch_size.*valid keys"
+    ):
         BenchConfig.from_dict({"batch_size": 1})
