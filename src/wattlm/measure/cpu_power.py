@@ -31,6 +31,7 @@ __all__ = [
     "CpuIdentity",
     "CpuPower",
     "allocated_cores",
+    "describe_cpu",
     "load_table",
     "lookup_cpu_power",
     "machine_cores",
@@ -157,3 +158,29 @@ def _from_entry(entry: dict[str, Any], match: str) -> CpuPower:
         tdp_w=float(entry["tdp_w"]),
         package_cores=int(entry["cores"]),
     )
+
+
+def describe_cpu(identity: CpuIdentity, power: CpuPower) -> dict[str, Any]:
+    """The CPU and its looked-up power, as an estimate meter's ``describe()`` records them.
+
+    Example:
+        >>> ident = CpuIdentity("AMD EPYC", "AuthenticAMD", family=25, model=17)
+        >>> d = describe_cpu(ident, lookup_cpu_power(ident))
+        >>> d["cpu"]["family"], d["cpu_match"], d["sku"]
+        (25, 'family-model', 'AMD EPYC 9554')
+    """
+    return {
+        "cpu": {
+            "model_name": identity.model_name,
+            "vendor": identity.vendor,
+            "family": identity.family,
+            "model": identity.model,
+        },
+        "cpu_match": power.match,
+        "sku": power.sku,
+        "codename": power.codename,
+        "tdp_w": power.tdp_w,
+        "package_cores": power.package_cores,
+        "per_core_w": power.per_core_w,
+        "cpu_power_source": power.source,
+    }

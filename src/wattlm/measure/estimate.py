@@ -31,6 +31,7 @@ from wattlm.measure.base import EnergyMeter, WindowEnergy
 from wattlm.measure.cpu_power import (
     CpuIdentity,
     CpuPower,
+    describe_cpu,
     load_table,
     lookup_cpu_power,
     read_cpu_identity,
@@ -103,19 +104,7 @@ class CpuEstimateMeter(EnergyMeter):
         out.update(
             model="cpu-tdp-v1",
             formula=FORMULA,
-            cpu={
-                "model_name": ident.model_name,
-                "vendor": ident.vendor,
-                "family": ident.family,
-                "model": ident.model,
-            },
-            cpu_match=p.match,
-            sku=p.sku,
-            codename=p.codename,
-            tdp_w=p.tdp_w,
-            package_cores=p.package_cores,
-            per_core_w=p.per_core_w,
-            cpu_power_source=p.source,
+            **describe_cpu(ident, p),
             dram_w_per_gb=self.dram_w_per_gb,
             dram_source=self._dram_source,
             rss=self._rss_label,

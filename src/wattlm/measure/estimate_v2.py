@@ -44,6 +44,7 @@ from wattlm.measure.cpu_power import (
     CpuIdentity,
     CpuPower,
     allocated_cores,
+    describe_cpu,
     lookup_cpu_power,
     read_cpu_identity,
 )
@@ -285,19 +286,7 @@ class CpuV2EstimateMeter(EnergyMeter):
         out.update(
             model="cpu-v2",
             formula=FORMULA,
-            cpu={
-                "model_name": ident.model_name,
-                "vendor": ident.vendor,
-                "family": ident.family,
-                "model": ident.model,
-            },
-            cpu_match=p.match,
-            sku=p.sku,
-            codename=p.codename,
-            tdp_w=p.tdp_w,
-            package_cores=p.package_cores,
-            per_core_w=p.per_core_w,
-            cpu_power_source=p.source,
+            **describe_cpu(ident, p),
             alloc_cores=self.alloc_cores,
             power_model=self.model.to_dict(),
             calibrated=self.profile is not None,
