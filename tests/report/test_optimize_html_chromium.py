@@ -86,7 +86,7 @@ def test_plot_is_rendered_by_its_scripts(report, tmp_path):
     assert 'class="js-line"' in dom  # the Pareto front
     assert "recommended: #10 prune-ffn 10% + int4 g32, batch 8" in dom  # the star's note
     assert "budget +2% (perplexity ≤ 17.85)" in dom
-    assert 'class="legendtext"' in dom and ">llama.cpp default<" in dom
+    assert 'class="legendtext"' in dom and ">llama.cpp default, batch 1<" in dom
 
 
 _CLICK = """<script>
