@@ -63,7 +63,7 @@ class LlamaCppLogProbs:
         self.window = window
         tensors = GgufTensors(self.path)
         name = "output.weight" if "output.weight" in tensors else "token_embd.weight"
-        self._output = torch.from_numpy(np.ascontiguousarray(tensors[name], dtype=np.float32))
+        self._output = torch.from_numpy(np.array(tensors[name], dtype=np.float32))  # a copy
         arch = tensors.info.architecture or ""
         self._softcap = tensors.info.metadata.get(f"{arch}.final_logit_softcapping")
         self._key = secrets.token_hex(16)
