@@ -16,10 +16,14 @@ the search must know about it (:attr:`Backend.runs_gguf`, :attr:`Backend.replace
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
 
 from wattlm.errors import WattlmError
 
@@ -60,6 +64,10 @@ class Backend(ABC):
     #: recipe stages (methods) whose layers the backend cannot run, and why
     refuses_stages: ClassVar[frozenset[str]] = frozenset()
     refusal: ClassVar[str] = ""
+    #: how :meth:`log_probs` gets the runtime's next-token log-probabilities (recorded with
+    #: every quality figure it gives); ``None``: the runtime is torch itself, whose
+    #: perplexity the bench measures anyway
+    log_probs_method: ClassVar[str | None] = None
 
     # -- what the backend says about itself before it is built ------------------------------
     @classmethod
@@ -127,6 +135,24 @@ class Backend(ABC):
         """
         bad = sorted(methods & cls.refuses_stages)
         return f"{', '.join(bad)} {cls.refusal}" if bad else None
+
+    @classmethod
+    @contextlib.contextmanager
+    def log_probs(
+        cls, loaded: LoadedModel, config: BenchConfig, exported: dict[str, Any] | None = None
+    ) -> Iterator[Callable[[list[int]], torch.Tensor]]:
+        """A scorer computed by this runtime: window token ids -> next-token
+        log-probabilities ``[window, vocab]`` (float32), for perplexity and fidelity
+        measured on the runtime that serves. Only for backends with a
+        :attr:`log_probs_method`.
+
+        Example:
+            >>> from wattlm.bench.backends import backend_class
+            >>> backend_class("llamacpp").log_probs_method.startswith("llama.cpp")
+            True
+        """
+        raise NotImplementedError(f"{cls.__name__} has no runtime scorer")
+        yield  # pragma: no cover - makes this a generator
 
     @abstractmethod
     def prefill(self, prompts: list[list[int]]) -> list[int]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 from wattlm._config import check_int
 from wattlm.bench.backends import _llamacpp_server as srv
 from wattlm.bench.backends.base import Backend
+from wattlm.bench.backends.llamacpp_logprobs import METHOD, LlamaCppLogProbs
 from wattlm.errors import WattlmError
 from wattlm.export.gguf_reader import GgufInfo, check_gguf
 
@@ -73,12 +75,14 @@ class LlamaCppBackend(Backend):
     extra = "llamacpp"
     isolated = True
     note = (
-        "llama.cpp runs the GGUF file with its own quantized kernels; perplexity was "
-        "measured with torch on the dequantized weights; each llama.cpp run is measured in "
-        "its own process (when wattlm chooses the meter), because torch's OpenMP runtime "
-        "slows llama.cpp in a shared process"
+        "llama.cpp runs the GGUF file with its own quantized kernels; its perplexity is "
+        "measured on llama.cpp's own hidden states (runtime_quality), beside torch's on "
+        "the dequantized weights (quality) as a cross-check; each llama.cpp run is measured "
+        "in its own process (when wattlm chooses the meter), because torch's OpenMP "
+        "runtime slows llama.cpp in a shared process"
     )
     runs_gguf = True
+    log_probs_method = METHOD
     #: torch-side precision stages: llama.cpp quantizes by its GGUF type (``qtype``) instead
     replaces_stages = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
     refuses_stages = frozenset({"lowrank"})
@@ -112,6 +116,19 @@ class LlamaCppBackend(Backend):
     @classmethod
     def run_dtype(cls, config: Any, details: dict[str, Any]) -> str:
         return details.get("file_type", "gguf")
+
+    @classmethod
+    @contextlib.contextmanager
+    def log_probs(
+        cls, loaded: Any, config: Any, exported: dict[str, Any] | None = None
+    ) -> Iterator[LlamaCppLogProbs]:
+        """llama.cpp's own next-token log-probabilities of the GGUF file (see
+        :mod:`wattlm.bench.backends.llamacpp_logprobs`)."""
+        window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
+        with LlamaCppLogProbs(
+            loaded.gguf_path, threads=config.resolved_threads, window=window
+        ) as scorer:
+            yield scorer
 
     def __init__(
         self,
