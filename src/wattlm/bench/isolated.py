@@ -6,6 +6,10 @@ torch has run in a process, llama.cpp's decode in that same process is ~35% slow
 in the torch process would understate it, so each llama.cpp run gets its own process
 (spawned, not forked, so no torch state is inherited) with its own energy meter; the CPU
 time it counts is that process's own.
+
+A stop rule (:class:`~wattlm.bench.phases.StopRule`, plain data) set around the call with
+:func:`~wattlm.bench.phases.stopping` is read here, in the parent, and handed to the child
+as a value; the samples that come back say whether it stopped early.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from wattlm.bench.phases import PhaseSamples, run_phases
+from wattlm.bench.phases import PhaseSamples, StopRule, current_rule, run_phases
 
 
 def _child(
@@ -28,6 +32,7 @@ def _child(
     repeats: int,
     meter_kind: str,
     device: str,
+    stop: StopRule | None = None,
 ) -> tuple[PhaseSamples, dict[str, Any], dict[str, Any], dict[str, float]]:
     entered = time.time()  # wall clock: comparable with the parent's submit time
     from wattlm.bench.backends import backend_class
@@ -38,7 +43,13 @@ def _child(
     with backend_class(backend)(**backend_kwargs) as runner:
         loaded = time.perf_counter()
         samples = run_phases(
-            runner, prompts, new_tokens=new_tokens, warmup=warmup, repeats=repeats, meter=meter
+            runner,
+            prompts,
+            new_tokens=new_tokens,
+            warmup=warmup,
+            repeats=repeats,
+            meter=meter,
+            stop=stop,
         )
         timings = {
             "entered": entered,
@@ -59,6 +70,7 @@ def run_phases_in_child(
     meter_kind: str,
     device: str,
     timings: dict[str, float] | None = None,
+    stop: StopRule | None = None,
 ) -> tuple[PhaseSamples, dict[str, Any], dict[str, Any]]:
     """:func:`run_phases` in a spawned process; returns (samples, backend, meter) details.
 
@@ -66,14 +78,16 @@ def run_phases_in_child(
     Errors raised in the child (e.g. :class:`~wattlm.errors.WattlmError`) re-raise here.
     ``timings``, when given, is increased by the seconds spent starting the process
     (``process_start_s``: spawn until the child runs, its imports included), building the
-    backend (``model_load_s``) and measuring (``bench_s``).
+    backend (``model_load_s``) and measuring (``bench_s``). ``stop`` (else the rule of an
+    enclosing :func:`~wattlm.bench.phases.stopping` block) travels to the child as a value.
     """
+    stop = stop if stop is not None else current_rule()
     kwargs = {k: str(v) if isinstance(v, Path) else v for k, v in backend_kwargs.items()}
     ctx = multiprocessing.get_context("spawn")
     submitted = time.time()
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         future = pool.submit(
-            _child, backend, kwargs, prompts, new_tokens, warmup, repeats, meter_kind, device
+            _child, backend, kwargs, prompts, new_tokens, warmup, repeats, meter_kind, device, stop
         )
         samples, details, meter, child = future.result()
     if timings is not None:

@@ -1,10 +1,28 @@
 """Measure one backend at one batch size: warm-up, then repeats of a prefill window and a
-decode window, then per-token statistics. The maths lives here once for every backend."""
+decode window, then per-token statistics. The maths lives here once for every backend.
+
+**Stopping early** (:class:`StopRule`): ``repeats`` is then a cap. After each measured
+repeat, the decode energy per generated token of the repeats so far (in the rule's energy
+view) is checked:
+
+- ``stop_above``: the median is above this value (J/token) → stop, the configuration is a
+  clear loser (``optimize`` prunes it);
+- ``rel_width``: at least ``min_repeats`` repeats and the width of the 95% interval
+  (:func:`wattlm.measure.stats.summarize`) is at most ``rel_width`` × the median → stop,
+  the figure is precise enough (adaptive repeats).
+
+The rule is plain data, so it crosses the process boundary of an isolated run
+(:mod:`wattlm.bench.isolated`) as a value. A caller that does not call :func:`run_phases`
+itself (``bench`` does) sets it for the calls made inside a block with
+:func:`stopping`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +32,76 @@ from wattlm.measure.stats import summarize
 
 J_PER_KWH = 3.6e6
 
+#: why a run stopped before its cap (:attr:`PhaseSamples.stopped`)
+STOPPED_ABOVE = "above"
+STOPPED_PRECISE = "precise"
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When to stop measuring before ``repeats`` (see the module's docstring).
+
+    Example:
+        >>> rule = StopRule(stop_above=0.02, rel_width=0.1)
+        >>> rule.check([0.03])  # one repeat above 0.02 J/token: a clear loser
+        'above'
+        >>> rule.check([0.010]) is None  # one repeat: no interval yet
+        True
+        >>> rule.check([0.0100, 0.0101])  # t interval 0.01005 ± 12.71 × 0.0000707 / √2: 13% wide
+        >>> rule.check([0.0100, 0.0100, 0.0101])  # ± 4.30 × 0.0000577 / √3: 2.9% wide
+        'precise'
+    """
+
+    #: stop when the median decode J/token so far is above this (``None``: never)
+    stop_above: float | None = None
+    #: stop when the 95% interval's width is at most this share of the median (``None``: never)
+    rel_width: float | None = None
+    #: repeats needed before ``rel_width`` is checked
+    min_repeats: int = 2
+    #: the energy view the rule reads: ``total`` or ``marginal``
+    view: str = "total"
+
+    def check(self, per_token: list[float]) -> str | None:
+        """Why to stop after these decode J/token figures (one per repeat), or ``None``."""
+        if not per_token:
+            return None
+        if self.stop_above is not None and statistics.median(per_token) > self.stop_above:
+            return STOPPED_ABOVE
+        if self.rel_width is not None and len(per_token) >= max(2, self.min_repeats):
+            stat = summarize(per_token)
+            if stat.ci95_low is not None and stat.median > 0:
+                width = (stat.ci95_high - stat.ci95_low) / stat.median
+                if width <= self.rel_width:
+                    return STOPPED_PRECISE
+        return None
+
+
+_RULE: contextvars.ContextVar[StopRule | None] = contextvars.ContextVar("stop_rule", default=None)
+
+
+@contextlib.contextmanager
+def stopping(rule: StopRule | None) -> Iterator[None]:
+    """Apply ``rule`` to the :func:`run_phases` calls made inside the block that pass none
+    (also those run in an isolated process).
+
+    Example:
+        >>> with stopping(StopRule(stop_above=1.0)):
+        ...     current_rule().stop_above
+        1.0
+        >>> current_rule() is None
+        True
+    """
+    token = _RULE.set(rule)
+    try:
+        yield
+    finally:
+        _RULE.reset(token)
+
+
+def current_rule() -> StopRule | None:
+    """The rule set by the innermost :func:`stopping` block (``None``: measure every repeat)."""
+    return _RULE.get()
+
 
 @dataclass
 class PhaseSamples:
@@ -21,6 +109,8 @@ class PhaseSamples:
 
     prefill: list[Measurement] = field(default_factory=list)
     decode: list[Measurement] = field(default_factory=list)
+    #: why the repeats stopped before the cap (``above``, ``precise``), ``None``: they did not
+    stopped: str | None = None
 
 
 def run_phases(
@@ -32,14 +122,19 @@ def run_phases(
     repeats: int,
     meter: EnergyMeter,
     on_step: Callable[[], None] | None = None,
+    stop: StopRule | None = None,
 ) -> PhaseSamples:
     """Run ``warmup`` unmeasured generations, then ``repeats`` measured ones.
 
     Each measured repeat opens a ``prefill`` window around :meth:`Backend.prefill` (the
     prompt batch → first token) and a ``decode`` window around
-    :meth:`Backend.decode` (``new_tokens - 1`` single-token steps).
+    :meth:`Backend.decode` (``new_tokens - 1`` single-token steps). With a ``stop`` rule
+    (else the one of an enclosing :func:`stopping` block), ``repeats`` is a cap and the
+    repeats end as soon as the rule says so (``PhaseSamples.stopped`` tells why).
     """
+    stop = stop if stop is not None else current_rule()
     expected = [new_tokens - 1] * len(prompts)
+    tokens = len(prompts) * (new_tokens - 1)
     for _ in range(warmup):
         backend.generate(prompts, new_tokens)
         if on_step:
@@ -57,6 +152,12 @@ def run_phases(
             raise RuntimeError(f"backend {backend.name} produced {got} tokens, expected {expected}")
         if on_step:
             on_step()
+        if stop is not None:
+            energies = [w.energy(stop.view) for w in samples.decode]
+            if all(e is not None for e in energies):
+                samples.stopped = stop.check([e / tokens for e in energies])
+                if samples.stopped is not None:
+                    break
     return samples
 
 
