@@ -18,10 +18,12 @@ from wattlm._version import __version__
 from wattlm.bench.backends import BACKENDS, backend_class
 from wattlm.bench.backends.base import Backend
 from wattlm.bench.config import BenchConfig
+from wattlm.bench.fidelity import Reference
 from wattlm.bench.isolated import add_timing, run_phases_in_child
 from wattlm.bench.phases import run_phases, summarize_phases
 from wattlm.bench.prompts import check_context, cut_prompts
 from wattlm.bench.quality import perplexity
+from wattlm.bench.served_quality import served_quality, unscored_note
 from wattlm.data.text import load_text
 from wattlm.errors import WattlmError
 from wattlm.measure.base import EnergyMeter
@@ -111,9 +113,12 @@ def _measure(
     return samples, details
 
 
-def _quality(loaded: LoadedModel, config: BenchConfig, ui: Steps) -> dict[str, Any] | None:
+def _quality(
+    loaded: LoadedModel, config: BenchConfig, ui: Steps
+) -> tuple[dict[str, Any] | None, list[int] | None]:
+    """Torch's perplexity of the loaded weights, and the tokens it was measured on."""
     if not config.quality:
-        return None
+        return None, None
 
     ids = loaded.tokenizer(load_text(config.data, split="test")).input_ids[: config.ppl_max_tokens]
     window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
@@ -126,13 +131,14 @@ def _quality(loaded: LoadedModel, config: BenchConfig, ui: Steps) -> dict[str, A
         on_window=lambda _done, total: advance(total=total),
     )
     dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
-    return {
+    entry = {
         **ppl.to_dict(),
         "data": config.data,
         "split": "test",
         "backend": "torch",
         "dtype": dtype,
     }
+    return entry, ids
 
 
 def bench(
@@ -143,6 +149,7 @@ def bench(
     out_dir: str | Path | None = None,
     progress: bool = True,
     timings: dict[str, float] | None = None,
+    reference: Reference | None = None,
 ) -> BenchResult:
     """Benchmark a model and return the result (also written to ``out_dir`` if given).
 
@@ -153,8 +160,15 @@ def bench(
         out_dir: folder for ``config.json`` and ``result.json`` (written atomically).
         progress: show progress bars on stderr.
         timings: a dict increased by the seconds of each step (``tokenize_s``,
-            ``quality_s``, ``export_s``, ``process_start_s``, ``model_load_s``,
-            ``bench_s``); ``optimize`` records it as a trial's breakdown.
+            ``quality_s``, ``export_s``, ``served_quality_s``, ``process_start_s``,
+            ``model_load_s``, ``bench_s``); ``optimize`` records it as a trial's breakdown.
+        reference: the original model's next-token distribution
+            (:func:`~wattlm.bench.fidelity.reference_distribution`): when given, the
+            result's ``fidelity`` holds each backend's KL divergence and top-1 agreement.
+
+    Each backend that computes differently from torch (llama.cpp, ONNX Runtime) has its
+    perplexity measured again on its own log-probabilities: ``runtime_quality[backend]``,
+    with torch's figure as a cross-check (see :mod:`wattlm.bench.served_quality`).
 
     Example:
         >>> from wattlm.testing.tiny import tiny_causal_lm
@@ -180,12 +194,23 @@ def bench(
         clock = _Clock(timings)
         prompt_ids = model.tokenizer(load_text(config.data, split="validation")).input_ids
         clock.lap("tokenize_s")
-        quality = _quality(model, config, ui)
+        quality, ppl_ids = _quality(model, config, ui)
         clock.lap("quality_s")
         # scratch exports (e.g. ONNX): each run's backend details record what was exported
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wattlm-")))
         exported = {name: _export(name, model, config, workdir, ui) for name in backends}
         clock.lap("export_s")
+        runtime_quality, fidelity = served_quality(
+            model,
+            config,
+            backends,
+            exported,
+            token_ids=ppl_ids,
+            torch_quality=quality,
+            reference=reference,
+            advance=ui.add,
+        )
+        clock.lap("served_quality_s")
         intensity = grid_intensity(config.grid_intensity_g_per_kwh)
         runs = []
         for name in backends:
@@ -227,6 +252,8 @@ def bench(
         "config": config.to_dict(),
         "model": model_info,
         "quality": quality,
+        **({"runtime_quality": runtime_quality} if runtime_quality else {}),
+        **({"fidelity": fidelity} if fidelity else {}),
         "memory": {
             "peak_rss_bytes": rss.peak_rss_bytes,
             "weights_resident_bytes": model_info["weight_bytes"],
@@ -239,7 +266,7 @@ def bench(
         },
         "carbon": intensity.to_dict(),
         "runs": runs,
-        "notes": _notes(model, backends, meter),
+        "notes": _notes(model, backends, meter, measured_quality=quality is not None),
         "context": collect_context(threads),
     }
     if out_dir is not None:
@@ -289,9 +316,14 @@ def _run_entry(name, batch, config, threads, meter, samples, details, intensity)
     }
 
 
-def _notes(model: LoadedModel, backends: list[str], meter: EnergyMeter) -> list[str]:
+def _notes(
+    model: LoadedModel, backends: list[str], meter: EnergyMeter, *, measured_quality: bool
+) -> list[str]:
     notes = list(model.notes)
     notes.extend(n for n in (backend_class(b).note for b in backends) if n)
+    proxy = unscored_note(backends) if measured_quality else None
+    if proxy:
+        notes.append(proxy)
     if meter.source.startswith("estimate:"):
         notes.append(
             "energy is an estimate (no sensor on this machine): static power of the held "

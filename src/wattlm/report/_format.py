@@ -153,3 +153,33 @@ def quality_sentence(quality: dict[str, Any] | None) -> str:
         f"Accuracy **{quality['value']:.1%}** on {quality['data']} ({quality['split']} split, "
         f"{quality['samples']} samples; {how})."
     )
+
+
+def served_quality_sentences(result: dict[str, Any]) -> list[str]:
+    """Sentences on quality measured by each runtime itself and on fidelity (Markdown).
+
+    Example:
+        >>> r = {"runtime_quality": {"llamacpp": {"value": 20.2, "method": "m",
+        ...      "cross_check": {"backend": "torch", "value": 20.0, "relative_difference": 0.01}}}}
+        >>> served_quality_sentences(r)[0]
+        'On llamacpp itself: perplexity **20.20** (torch on the same weights: 20.00, +1.00%; m).'
+    """
+    lines = []
+    for backend, q in (result.get("runtime_quality") or {}).items():
+        check = q.get("cross_check")
+        versus = (
+            f"{check['backend']} on the same weights: {check['value']:.2f}, "
+            f"{check['relative_difference']:+.2%}; "
+            if check
+            else ""
+        )
+        lines.append(
+            f"On {backend} itself: perplexity **{q['value']:.2f}** ({versus}{q['method']})."
+        )
+    for backend, f in (result.get("fidelity") or {}).items():
+        lines.append(
+            f"Fidelity on {backend} to the original: KL mean **{f['kl_mean']:.4f}** nats "
+            f"(p99 {f['kl_p99']:.4f}), top-1 agreement {f['top1_agreement']:.1%} over "
+            f"{f['tokens']} tokens."
+        )
+    return lines

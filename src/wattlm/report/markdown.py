@@ -20,6 +20,7 @@ from wattlm.report._format import (
     format_count,
     format_number,
     quality_sentence,
+    served_quality_sentences,
 )
 from wattlm.report.table import result_rows
 
@@ -143,6 +144,7 @@ def _bench(result: dict[str, Any]) -> list[str]:
     headers, rows = result_rows(result)
     lines = [f"# wattlm bench: {result['model']['spec']}", "", _summary(result), ""]
     lines += [*_model(result), "## Quality", "", quality_sentence(result["quality"]), ""]
+    lines += [line for s in served_quality_sentences(result) for line in (s, "")]
     setup = _setup(result["runs"])
     if any(NOISY_MARK in cell for row in rows for cell in row):
         setup += f" {NOISY_MARK} = noisy (coefficient of variation above the threshold)."

@@ -72,6 +72,10 @@ class BenchResult(TypedDict):
     config: dict[str, Any]
     model: dict[str, Any]
     quality: dict[str, Any] | None
+    #: perplexity on each runtime's own log-probabilities, by backend
+    runtime_quality: NotRequired[dict[str, dict[str, Any]]]
+    #: KL divergence and top-1 agreement against the original, by backend
+    fidelity: NotRequired[dict[str, dict[str, Any]]]
     memory: dict[str, Any]
     energy: dict[str, Any]
     carbon: dict[str, Any]

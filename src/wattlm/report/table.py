@@ -24,6 +24,7 @@ from wattlm.report._format import (
     format_number,
     format_stat,
     quality_sentence,
+    served_quality_sentences,
     source_label,
 )
 
@@ -121,6 +122,8 @@ def _print_model(result: dict[str, Any], console: Any) -> None:
         highlight=False,
     )
     console.print(quality_sentence(result["quality"]).replace("**", ""), highlight=False)
+    for sentence in served_quality_sentences(result):
+        console.print(sentence.replace("**", ""), highlight=False)
 
 
 def print_result_table(result: dict[str, Any], console: Any = None) -> None:

@@ -1,0 +1,130 @@
+"""Quality measured on the runtime that serves, and fidelity to the original model.
+
+``bench`` measures perplexity with torch on the loaded weights (``quality``). A runtime
+that computes differently (llama.cpp's quantized dot products and kernels, ONNX Runtime's
+graph) is scored again on its **own** next-token log-probabilities
+(:meth:`~wattlm.bench.backends.base.Backend.log_probs`), by the same sliding windows on
+the same tokens, and the result's ``runtime_quality[backend]`` carries that figure, the
+method that produced it, and the torch figure as a labelled cross-check with the relative
+difference between the two. A runtime that gives no log-probabilities is named in the
+notes: its quality is the torch figure on the same weights, a proxy.
+
+Given a :class:`~wattlm.bench.fidelity.Reference` (the original's next-token
+distribution, computed once), ``fidelity[backend]`` holds KL divergence and top-1
+agreement of each backend's own distribution against it; torch's is scored on the loaded
+model, the runtimes' on their own log-probabilities.
+
+Example:
+    >>> cross_check({"value": 20.0, "backend": "torch"}, 20.5)
+    {'backend': 'torch', 'value': 20.0, 'relative_difference': 0.025}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from wattlm.bench.backends import backend_class
+from wattlm.bench.fidelity import Reference, compare, torch_log_probs
+from wattlm.bench.quality import perplexity
+
+__all__ = ["cross_check", "served_quality", "unscored_note"]
+
+
+def cross_check(torch_quality: dict[str, Any], runtime_value: float) -> dict[str, Any]:
+    """The torch figure beside a runtime's, with ``(runtime - torch) / torch``."""
+    value = float(torch_quality["value"])
+    return {
+        "backend": torch_quality.get("backend", "torch"),
+        "value": value,
+        "relative_difference": round((runtime_value - value) / value, 6),
+    }
+
+
+def served_quality(
+    loaded: Any,
+    config: Any,
+    backends: Sequence[str],
+    exported: dict[str, Any],
+    *,
+    token_ids: Sequence[int] | None,
+    torch_quality: dict[str, Any] | None,
+    reference: Reference | None,
+    advance: Callable[[str], Callable[..., None]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``(runtime_quality, fidelity)`` of ``backends``, each keyed by backend name.
+
+    Args:
+        loaded: the benched model.
+        config: the bench config (perplexity window, stride, threads).
+        backends: the backends of the run.
+        exported: what each backend runs instead of ``loaded`` (``bench``'s exports).
+        token_ids: the perplexity text, tokenized (``None``: no runtime perplexity).
+        torch_quality: torch's perplexity entry, the cross-check (``None``: none).
+        reference: the original's distribution (``None``: no fidelity).
+        advance: ``advance(label)`` returns a progress callback ``(total=...)``.
+    """
+    runtime: dict[str, dict[str, Any]] = {}
+    fidelity: dict[str, dict[str, Any]] = {}
+    for name in backends:
+        cls = backend_class(name)
+        if cls.log_probs_method is None:
+            if reference is not None and name == "torch":
+                step = advance("fidelity (torch)")
+                fidelity[name] = _fidelity(reference, torch_log_probs(loaded.model), "torch")
+                step(total=1)
+            continue
+        if token_ids is None and reference is None:
+            continue
+        with cls.log_probs(loaded, config, exported.get(name)) as scorer:
+            if token_ids is not None:
+                runtime[name] = _perplexity(name, cls, loaded, config, scorer, token_ids,
+                                            torch_quality, advance)  # fmt: skip
+            if reference is not None:
+                step = advance(f"fidelity ({name})")
+                fidelity[name] = _fidelity(reference, scorer, cls.log_probs_method)
+                step(total=1)
+    return runtime, fidelity
+
+
+def _perplexity(name, cls, loaded, config, scorer, token_ids, torch_quality, advance):
+    window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
+    step = advance(f"perplexity on {name}")
+    ppl = perplexity(
+        scorer,
+        token_ids,
+        max_length=window,
+        stride=min(config.ppl_stride, window),
+        on_window=lambda _done, total: step(total=total),
+    )
+    entry = {
+        **ppl.to_dict(),
+        "data": config.data,
+        "split": "test",
+        "backend": name,
+        "dtype": cls.run_dtype(config, {}),
+        "method": cls.log_probs_method,
+    }
+    if torch_quality is not None:
+        entry["cross_check"] = cross_check(torch_quality, ppl.value)
+    return entry
+
+
+def _fidelity(reference: Reference, scorer: Any, method: str) -> dict[str, Any]:
+    return {**compare(reference, scorer).to_dict(), "method": method}
+
+
+def unscored_note(backends: Sequence[str]) -> str | None:
+    """The note for runtimes whose quality is torch's figure on the same weights (a proxy).
+
+    Example:
+        >>> unscored_note(["torch", "llamacpp"]) is None
+        True
+    """
+    proxies = [b for b in backends if b != "torch" and backend_class(b).log_probs_method is None]
+    if not proxies:
+        return None
+    return (
+        f"{', '.join(proxies)} gives no next-token log-probabilities: its quality is a "
+        "proxy, torch's perplexity on the same weights"
+    )
