@@ -129,3 +129,27 @@ def test_bench_on_llama_cpp_records_its_own_perplexity_and_fidelity(tmp_path):
     assert abs(q["cross_check"]["relative_difference"]) < 0.01
     f = result["fidelity"]["llamacpp"]
     assert f["tokens"] == 64 and f["kl_mean"] < 0.05 and f["top1_agreement"] > 0.9
+
+
+def test_measure_served_matches_the_bench_sections_and_labels_a_proxy(registry, text_file):
+    lm = tiny_causal_lm(seed=3)
+    cfg = BenchConfig(model="tiny", data=str(text_file), ppl_max_length=32, ppl_stride=16,
+                      ppl_max_tokens=96, threads=1)  # fmt: skip
+    ids = sq.quality_tokens(lm, cfg)
+    ref = reference_distribution(lm.model, ids, window=32, context=16)
+    runtime, fidelity = sq.served_quality(
+        lm, cfg, ["scaled"], {}, token_ids=ids, torch_quality=None, reference=ref,
+        advance=_no_progress,
+    )  # fmt: skip
+    entry = sq.measure_served(lm, cfg, "scaled", reference=ref)
+    assert entry["value"] == pytest.approx(runtime["scaled"]["value"], rel=1e-9)
+    assert entry["fidelity"]["kl_mean"] == pytest.approx(fidelity["scaled"]["kl_mean"], rel=1e-9)
+    # round trip through a result's sections
+    result = {"quality": None}
+    sq.put_served(result, "scaled", entry)
+    assert sq.served_entry(result, "scaled") == entry
+    proxy = sq.measure_served(lm, cfg, "silent")
+    assert proxy["method"] == sq.PROXY_METHOD and proxy["backend"] == "torch"
+    assert proxy["value"] == pytest.approx(
+        perplexity(lm.model, ids, max_length=32, stride=16).value, rel=1e-9
+    )

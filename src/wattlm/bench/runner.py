@@ -23,7 +23,7 @@ from wattlm.bench.isolated import add_timing, run_phases_in_child
 from wattlm.bench.phases import run_phases, summarize_phases
 from wattlm.bench.prompts import check_context, cut_prompts
 from wattlm.bench.quality import perplexity
-from wattlm.bench.served_quality import served_quality, unscored_note
+from wattlm.bench.served_quality import quality_tokens, served_quality, unscored_note
 from wattlm.data.text import load_text
 from wattlm.errors import WattlmError
 from wattlm.measure.base import EnergyMeter
@@ -120,7 +120,7 @@ def _quality(
     if not config.quality:
         return None, None
 
-    ids = loaded.tokenizer(load_text(config.data, split="test")).input_ids[: config.ppl_max_tokens]
+    ids = quality_tokens(loaded, config)
     window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
     advance = ui.add("perplexity (test split)")
     ppl = perplexity(

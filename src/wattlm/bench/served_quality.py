@@ -28,7 +28,26 @@ from wattlm.bench.backends import backend_class
 from wattlm.bench.fidelity import Reference, compare, torch_log_probs
 from wattlm.bench.quality import perplexity
 
-__all__ = ["cross_check", "served_quality", "unscored_note"]
+__all__ = [
+    "cross_check",
+    "measure_served",
+    "put_served",
+    "quality_tokens",
+    "served_entry",
+    "served_quality",
+    "unscored_note",
+]
+
+#: ``method`` of a quality figure that torch measured for a runtime without log-probabilities
+PROXY_METHOD = "proxy: torch on the same weights (the runtime gives no log-probabilities)"
+
+
+def quality_tokens(loaded: Any, config: Any) -> list[int]:
+    """The perplexity text: the first ``config.ppl_max_tokens`` tokens of the test split."""
+    from wattlm.data.text import load_text
+
+    text = load_text(config.data, split="test")
+    return loaded.tokenizer(text).input_ids[: config.ppl_max_tokens]
 
 
 def cross_check(torch_quality: dict[str, Any], runtime_value: float) -> dict[str, Any]:
@@ -85,6 +104,95 @@ def served_quality(
                 fidelity[name] = _fidelity(reference, scorer, cls.log_probs_method)
                 step(total=1)
     return runtime, fidelity
+
+
+def served_entry(result: dict[str, Any], backend: str) -> dict[str, Any] | None:
+    """The quality a configuration run on ``backend`` is judged on, from a bench result:
+    the runtime's own perplexity when it has one, else torch's; with its ``fidelity`` to
+    the original (when measured) as a nested key.
+
+    Example:
+        >>> r = {"quality": {"value": 20.0, "backend": "torch"},
+        ...      "runtime_quality": {"llamacpp": {"value": 20.3, "backend": "llamacpp"}},
+        ...      "fidelity": {"llamacpp": {"kl_mean": 0.01}}}
+        >>> served_entry(r, "llamacpp")["value"], served_entry(r, "torch")["value"]
+        (20.3, 20.0)
+        >>> served_entry(r, "llamacpp")["fidelity"]
+        {'kl_mean': 0.01}
+    """
+    entry = (result.get("runtime_quality") or {}).get(backend) or result.get("quality")
+    if entry is None:
+        return None
+    fidelity = (result.get("fidelity") or {}).get(backend)
+    return {**entry, **({"fidelity": fidelity} if fidelity else {})}
+
+
+def put_served(result: dict[str, Any], backend: str, entry: dict[str, Any]) -> None:
+    """Write a quality entry measured elsewhere (e.g. once per weights, then reused) into
+    ``result``'s sections, the inverse of :func:`served_entry`.
+
+    Example:
+        >>> r = {"quality": None}
+        >>> put_served(r, "llamacpp", {"value": 20.3, "backend": "llamacpp", "method": "m",
+        ...                            "fidelity": {"kl_mean": 0.01}})
+        >>> r["runtime_quality"]["llamacpp"]["value"], r["fidelity"]["llamacpp"]["kl_mean"]
+        (20.3, 0.01)
+    """
+    entry = dict(entry)
+    fidelity = entry.pop("fidelity", None)
+    if entry.get("backend", "torch") == "torch" and "method" not in entry:
+        result["quality"] = entry
+    else:
+        result.setdefault("runtime_quality", {})[backend] = entry
+    if fidelity:
+        result.setdefault("fidelity", {})[backend] = fidelity
+
+
+def measure_served(
+    loaded: Any,
+    config: Any,
+    backend: str,
+    *,
+    reference: Reference | None = None,
+    exported: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Perplexity of ``loaded`` as ``backend`` runs it (the runtime's own log-probabilities
+    when it gives them; torch's otherwise, labelled a proxy for a runtime that gives none),
+    with ``fidelity`` against ``reference`` when given: the entry :func:`served_entry`
+    reads from a bench result, without running the bench (the search's quality-first rung).
+
+    Example:
+        >>> from wattlm.bench.config import BenchConfig
+        >>> from wattlm.testing.tiny import tiny_causal_lm
+        >>> lm = tiny_causal_lm()
+        >>> cfg = BenchConfig(data="README.md", ppl_max_length=32, ppl_stride=16, ppl_max_tokens=64)
+        >>> e = measure_served(lm, cfg, "torch")
+        >>> e["backend"], e["tokens"]
+        ('torch', 63)
+    """
+    ids = quality_tokens(loaded, config)
+    cls = backend_class(backend)
+    if cls.log_probs_method is not None:
+        with cls.log_probs(loaded, config, exported) as scorer:
+            entry = _perplexity(backend, cls, loaded, config, scorer, ids, None, _quiet)
+            if reference is not None:
+                entry["fidelity"] = _fidelity(reference, scorer, cls.log_probs_method)
+        return entry
+    scorer = torch_log_probs(loaded.model)
+    window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
+    ppl = perplexity(loaded.model, ids, max_length=window, stride=min(config.ppl_stride, window))
+    dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
+    entry = {**ppl.to_dict(), "data": config.data, "split": "test", "backend": "torch",
+             "dtype": dtype}  # fmt: skip
+    if backend != "torch":
+        entry["method"] = PROXY_METHOD
+    if reference is not None:
+        entry["fidelity"] = _fidelity(reference, scorer, "torch")
+    return entry
+
+
+def _quiet(label: str) -> Callable[..., None]:
+    return lambda **kw: None
 
 
 def _perplexity(name, cls, loaded, config, scorer, token_ids, torch_quality, advance):
