@@ -89,6 +89,10 @@ class OptimizeMetrics(TypedDict):
 
     perplexity: float | None
     perplexity_increase: float | None
+    #: mean KL(baseline || this) per scored token, nats, on the runtime that serves
+    kl_mean: NotRequired[float | None]
+    #: fraction of tokens whose most likely next token is the baseline's
+    top1_agreement: NotRequired[float | None]
     objective: NotRequired[Stat | None]
     energy_j_per_token: Stat | None
     prefill_energy_j_per_token: NotRequired[Stat | None]

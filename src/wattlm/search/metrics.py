@@ -15,12 +15,18 @@ Every energy figure is read in one **energy view** (``energy_view``): ``total``
 (idle-inclusive, ``energy_j_per_token``/``energy_j``, the default) or ``marginal``
 (``energy_marginal_j_per_token``/``energy_marginal_j``); the metric keys stay the same.
 A result without the view (schema 1 has no marginal figures) gives ``null`` energy.
+
+Quality is the one the configuration is served with
+(:func:`~wattlm.bench.served_quality.served_entry`): the runtime's own perplexity when it
+gives log-probabilities (llama.cpp, ONNX Runtime), torch's otherwise; ``kl_mean`` and
+``top1_agreement`` against the baseline's distribution when the search measured them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from wattlm.bench.served_quality import served_entry
 from wattlm.measure.stats import summarize
 from wattlm.measure.views import check_view, view_key
 from wattlm.report.records import BenchResult, OptimizeMetrics
@@ -34,6 +40,8 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
 METRIC_KEYS = (
     "perplexity",
     "perplexity_increase",
+    "kl_mean",
+    "top1_agreement",
     "objective",
     "energy_j_per_token",
     "prefill_energy_j_per_token",
@@ -115,10 +123,13 @@ def metrics_from_result(
         request = summarize(
             [(p + d) / batch for p, d in energies], cv_threshold=cv, unit="J/request"
         ).to_dict()
-    quality = result.get("quality")
+    quality = served_entry(result, run["backend"])
+    fidelity = (quality or {}).get("fidelity") or {}
     metrics = empty_metrics()
     metrics.update(
         perplexity=quality["value"] if quality else None,
+        kl_mean=fidelity.get("kl_mean"),
+        top1_agreement=fidelity.get("top1_agreement"),
         energy_j_per_token=stat_entry(dec.get(per_token)),
         prefill_energy_j_per_token=stat_entry(pre.get(per_token)),
         request_energy_j=stat_entry(request),
