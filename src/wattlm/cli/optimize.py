@@ -62,12 +62,32 @@ def optimize_command(
         typer.Option(
             help="Feasible candidates measured again at the full stage (0: decide on screens)."
         ),
-    ] = 2,
+    ] = 3,
     peer: Annotated[
         bool, typer.Option(help="Also measure llama.cpp on the model's own GGUF file.")
     ] = True,
     repeats: opt.Repeats = 5,
-    screen_repeats: Annotated[int, typer.Option(help="Measured repeats at the screen stage.")] = 2,
+    screen_repeats: Annotated[
+        int,
+        typer.Option(
+            help="Most measured repeats at the screen stage (it stops once decode energy per "
+            "token is known within 10%, after 2)."
+        ),
+    ] = 4,
+    prune_factor: Annotated[
+        float,
+        typer.Option(
+            help="Screen: stop measuring a trial once its decode energy per token is above this "
+            "many times the best feasible one so far (0: never)."
+        ),
+    ] = 1.5,
+    quality_margin: Annotated[
+        str,
+        typer.Option(
+            help="Screen: a perplexity increase above the budget plus this margin ends a trial "
+            "before its energy is measured (none: always measure energy)."
+        ),
+    ] = "1%",
     ppl_tokens: Annotated[int, typer.Option(help="Perplexity tokens at the full stage.")] = 8192,
     screen_ppl_tokens: Annotated[
         int, typer.Option(help="Perplexity tokens at the screen stage.")
@@ -90,7 +110,8 @@ def optimize_command(
         n_trials=n_trials, time_budget=time_budget, space=space, storage=storage, ray=ray,
         ray_workers=ray_workers, threads=threads, seed=seed, meter=meter, device=device,
         remeasure=remeasure, peer=peer, repeats=repeats, screen_repeats=screen_repeats,
-        ppl_tokens=ppl_tokens, screen_ppl_tokens=screen_ppl_tokens,
+        ppl_tokens=ppl_tokens, screen_ppl_tokens=screen_ppl_tokens, prune_factor=prune_factor,
+        quality_margin=quality_margin,
     )  # fmt: skip
     cfg = opt.from_flags(ctx, config, flags, _optimize_fields, _optimize_config)
     record = optimize(cfg, out_dir=out, progress=progress, lines_to_stdout=not print_json)
@@ -122,6 +143,10 @@ def _optimize_fields(flags: dict[str, Any], base: dict[str, Any]) -> dict[str, A
             if stage not in out:
                 out[stage] = dict(base.get(stage) or defaults[stage])
             out[stage][key] = value
+        elif name == "prune_factor":
+            out[name] = value or None  # 0: never
+        elif name == "quality_margin":
+            out[name] = None if str(value).strip().lower() in ("none", "off") else value
         else:
             out["time_budget_s" if name == "time_budget" else name] = value
     return out

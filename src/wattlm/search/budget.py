@@ -38,9 +38,12 @@ def stage_s(settings: StageSettings) -> float:
     Example:
         >>> from wattlm.search.config import SCREEN, FULL
         >>> round(stage_s(SCREEN)), round(stage_s(FULL))
-        (31, 66)
+        (30, 66)
     """
-    runs = settings.warmup + settings.repeats
+    # adaptive repeats (``rel_width``): the fewest a stage may take, so that the check
+    # only refuses what cannot work
+    repeats = settings.repeats if settings.rel_width is None else settings.min_repeats
+    runs = settings.warmup + repeats
     return (
         STAGE_START_S
         + PPL_S_PER_TOKEN * settings.ppl_max_tokens
@@ -54,9 +57,9 @@ def minimum_budget_s(cfg: OptimizeConfig) -> float:
 
     Example:
         >>> round(minimum_budget_s(OptimizeConfig()))
-        508
+        580
         >>> round(minimum_budget_s(OptimizeConfig(peer=False, remeasure=0)))
-        225
+        221
     """
     screen, full = stage_s(cfg.screen), stage_s(cfg.full)
     peers = 2 * full if cfg.peer else 0.0
@@ -74,7 +77,7 @@ def check_time_budget(cfg: OptimizeConfig) -> None:
         ...     check_time_budget(OptimizeConfig(time_budget_s="10s"))
         ... except WattlmError as err:
         ...     print(err.message)
-        --time-budget 10s cannot hold a search: it needs about 8m30s (baseline, peer, one trial, 2 re-measurements, the recommendation)
+        --time-budget 10s cannot hold a search: it needs about 9m50s (baseline, peer, one trial, 3 re-measurements, the recommendation)
     """
     budget = cfg.time_budget_s
     if budget is None:

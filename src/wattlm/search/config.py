@@ -108,8 +108,14 @@ class StageSettings(Config):
     prompt_tokens: int = 256
     new_tokens: int = 64
     warmup: int = 1
+    #: measured repeats; with ``rel_width`` the cap of adaptive repeats
     repeats: int = 5
     ppl_max_tokens: int = 8192
+    #: adaptive repeats: stop once the 95% interval of decode J/token is at most this share
+    #: of its median (``None``: always ``repeats``)
+    rel_width: float | None = None
+    #: repeats before ``rel_width`` is checked
+    min_repeats: int = 2
 
     config_name = "stage settings"
 
@@ -119,10 +125,25 @@ class StageSettings(Config):
         check_int("warm-up runs", self.warmup, 0)
         check_int("repeats", self.repeats, 1)
         check_int("perplexity tokens", self.ppl_max_tokens, 2)
+        check_int("minimum repeats", self.min_repeats, 2)
+        if self.rel_width is not None:
+            check(
+                isinstance(self.rel_width, (int, float)) and 0 < self.rel_width < 10,
+                f"rel_width must be a positive share of the median (e.g. 0.1), got {self.rel_width!r}",
+            )
 
 
-#: cheap first look at every trial: short perplexity slice, short bench, 2 repeats
-SCREEN = StageSettings(prompt_tokens=128, new_tokens=32, warmup=1, repeats=2, ppl_max_tokens=2048)
+#: cheap first look at every trial: a short perplexity slice, short prompts and
+#: generations, repeats until decode J/token is known within 10% (2 to 4 repeats)
+SCREEN = StageSettings(
+    prompt_tokens=64,
+    new_tokens=16,
+    warmup=1,
+    repeats=4,
+    ppl_max_tokens=2048,
+    rel_width=0.10,
+    min_repeats=2,
+)
 #: the bench protocol's defaults, for the baseline and the candidates near the front
 FULL = StageSettings()
 
@@ -161,7 +182,13 @@ class OptimizeConfig(Config):
     meter: str = "auto"
     device: str = "cpu"
     peer: bool = True
-    remeasure: int = 2
+    remeasure: int = 3
+    #: screen stage: stop a trial's bench once its decode J/token is above this factor × the
+    #: best feasible screened figure so far (``None``: never; decode-energy objective only)
+    prune_factor: float | None = 1.5
+    #: screen stage: perplexity increase beyond ``budget + quality_margin`` ends a trial
+    #: before its energy is measured (``None``: always measure energy)
+    quality_margin: float | None = 0.01
     screen: StageSettings = SCREEN
     full: StageSettings = FULL
     ppl_max_length: int = 512
@@ -186,6 +213,14 @@ class OptimizeConfig(Config):
         check_int("trials (--n-trials)", self.n_trials, 1)
         check_int("re-measured candidates (--remeasure)", self.remeasure, 0)
         check_int("seed", self.seed, 0)
+        if self.quality_margin is not None:
+            object.__setattr__(self, "quality_margin", parse_budget(self.quality_margin))
+        if self.prune_factor is not None:
+            check(
+                isinstance(self.prune_factor, (int, float)) and self.prune_factor > 1,
+                f"prune factor must be a number above 1 (or none), got {self.prune_factor!r}",
+                "e.g. 1.5: stop screening a trial at 1.5x the best energy so far",
+            )
         if self.threads is not None:
             check_int("threads", self.threads, 1)
         if self.ray_workers is not None:

@@ -35,10 +35,39 @@ def _objective(rec: TrialRecord) -> float:
 
 
 def values(rec: TrialRecord) -> list[float]:
-    """What Optuna minimises: energy objective, latency per token, bytes of weights."""
+    """What Optuna minimises: energy objective, latency per token, bytes of weights.
+
+    A trial ended before its bench (quality first) has no energy or latency: it is told
+    ``inf`` for both (worse than anything measured; NaN is refused by Optuna), and its
+    constraint says why it lost: NSGA-II ranks infeasible trials by constraint violation
+    alone, and its crowding distance treats ``inf`` as the end of the axis.
+    """
     m = rec["metrics"]
-    latency = m["latency_ms_per_token"]["median"] if m.get("latency_ms_per_token") else 0.0
-    return [m["objective"]["median"], latency, float(m.get("weight_bytes") or 0)]
+    inf = float("inf")
+    energy = m["objective"]["median"] if m.get("objective") else inf
+    if m.get("latency_ms_per_token"):
+        latency = m["latency_ms_per_token"]["median"]
+    else:
+        latency = inf if m.get("objective") is None else 0.0
+    return [energy, latency, float(m.get("weight_bytes") or 0)]
+
+
+def best_screen(s: SearchState, records: dict[int, TrialRecord]) -> float | None:
+    """The lowest screen-stage objective among feasible trials so far (the baseline's
+    screen figure included): what the early stop of a clear loser compares with."""
+    figures = []
+    for rec in [s.baseline, *records.values()]:
+        metrics = rec.get("screen_metrics")
+        if rec["number"] != 0 and (not rec["feasible"] or rec["duplicate_of"] is not None):
+            continue
+        if rec["number"] != 0 and rec["stage"] == "full":
+            # re-measured: its record's feasibility is the full stage's; the screen's own
+            inc = (metrics or {}).get("perplexity_increase")
+            if rec["state"] in ("failed", "pruned") or inc is None or inc > s.cfg.budget:
+                continue
+        if metrics and metrics.get("objective"):
+            figures.append(metrics["objective"]["median"])
+    return min(figures) if figures else None
 
 
 def best_line(s: SearchState, records: dict[int, TrialRecord]) -> str | None:
@@ -101,7 +130,9 @@ def _screen_view(s: SearchState, rec: TrialRecord) -> TrialRecord:
     """An earlier trial's record as its screen stage saw it (duplicates copy this)."""
     metrics = rec.get("screen_metrics") or rec["metrics"]
     out: TrialRecord = {**rec, "metrics": metrics, "stage": "screen"}
-    if rec["state"] != "failed":
+    if rec["state"] == "pruned" or rec.get("early_stop"):
+        out.update(feasible=False, state="pruned" if rec["state"] == "pruned" else "infeasible")
+    elif rec["state"] != "failed":
         feasible = (metrics.get("perplexity_increase") or 0.0) <= s.cfg.budget + 1e-12
         out.update(feasible=feasible, state="complete" if feasible else "infeasible")
     return out
@@ -113,8 +144,11 @@ def _finish_trial(
     import optuna
 
     trial.set_user_attr("record", rec)
-    if rec["state"] == "failed":
-        state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.FAIL
+    if rec["state"] in ("failed", "pruned"):
+        # an early-stopped trial is PRUNED (Optuna's word for it; samplers skip it, like an
+        # incompatible combination); a failed one FAIL
+        stopped = pruned or rec["state"] == "pruned"
+        state = optuna.trial.TrialState.PRUNED if stopped else optuna.trial.TrialState.FAIL
         s.study.tell(trial, state=state)
         return
     increase = rec["metrics"]["perplexity_increase"]
@@ -162,7 +196,7 @@ def search_loop(s: SearchState) -> None:
                     _finish_trial(s, trial, rec)
                     records[number] = rec
                     continue
-                spec = s.spec(number, cand, "screen")
+                spec = s.spec(number, cand, "screen", best_screen=best_screen(s, records))
                 inflight[executor.submit(s.evaluator, spec)] = (
                     trial, cand, spec, time.monotonic(),
                 )  # fmt: skip
@@ -233,11 +267,13 @@ def remeasure(s: SearchState) -> None:
         spec = s.spec(rec["number"], cand, "full")
         outcome, seconds = s.evaluate(spec)
         s.remember_quality(spec, outcome)
+        s.full_durations.append(seconds)
         full = s.make_record(rec["number"], cand, "full", outcome, seconds)
         kept = {
             k2: full[k2]
             for k2 in ("metrics", "feasible", "state", "error", "result_path", "timings_s")
         }
+        kept["early_stop"] = None  # the full stage measures every repeat
         s.study.set_user_attr(f"full:{rec['number']}", {**kept, "duration_s": seconds})
         s.ui.log(describe(full, s.unit) + " [full]")
         if full["feasible"]:

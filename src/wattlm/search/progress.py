@@ -123,4 +123,6 @@ def describe(rec: dict[str, Any], unit: str) -> str:
     if ppl is not None:
         parts.append(f"ppl {ppl:.2f}" + (f" ({inc:+.1%})" if inc is not None else ""))
     flag = "" if rec["feasible"] else " · over budget"
+    if rec.get("early_stop"):
+        flag = f" · {rec['early_stop']}"
     return f"#{rec['number']} {rec['label']}: {', '.join(parts)}{flag}"

@@ -49,7 +49,8 @@ def stage_view(rec: TrialRecord, stage: str, budget: float) -> TrialRecord | Non
     if metrics is None:
         return None
     inc = metrics.get("perplexity_increase")
-    feasible = rec["state"] != "failed" and inc is not None and inc <= budget + 1e-12
+    stopped = rec["state"] in ("failed", "pruned") or bool(rec.get("early_stop"))
+    feasible = not stopped and inc is not None and inc <= budget + 1e-12
     return {**rec, "metrics": metrics, "feasible": feasible}
 
 
@@ -181,11 +182,12 @@ def _record(
     notes.append(
         f"every trial was screened ({cfg.screen.ppl_max_tokens} perplexity tokens, "
         f"{cfg.screen.prompt_tokens}-token prompts, {cfg.screen.new_tokens} new tokens, "
-        f"{cfg.screen.repeats} repeats); the {cfg.remeasure} lowest-energy feasible ones were "
+        f"{_repeats(cfg.screen)}); the {cfg.remeasure} lowest-energy feasible ones were "
         f"measured again at the full stage ({cfg.full.ppl_max_tokens} perplexity tokens, "
         f"{cfg.full.prompt_tokens}-token prompts, {cfg.full.new_tokens} new tokens, "
-        f"{cfg.full.repeats} repeats); only {decision}-stage figures are compared"
+        f"{_repeats(cfg.full)}); only {decision}-stage figures are compared"
     )
+    notes.extend(_screen_rungs(s, trials))
     notes.append(
         "perplexity of llama.cpp configurations is measured by torch on the GGUF file's "
         "weights, dequantized; the peer's is the baseline's (the same file)"
@@ -250,6 +252,46 @@ def _record(
         "notes": notes,
         "elapsed_s": round(time.monotonic() - s.started, 3),
     }
+
+
+def _repeats(settings: Any) -> str:
+    """``5 repeats`` or ``2 to 4 repeats (until the 95% interval is within 10%)``."""
+    if settings.rel_width is None:
+        return f"{settings.repeats} repeats"
+    return (
+        f"{settings.min_repeats} to {settings.repeats} repeats (until the 95% interval of "
+        f"decode energy per token is within {settings.rel_width:.0%} of its median)"
+    )
+
+
+def _screen_rungs(s: SearchState, trials: list[TrialRecord]) -> list[str]:
+    """Notes on the screen's early stops (quality first, clear losers), when any ran."""
+    from wattlm.search.screen import QUALITY_SKIP
+
+    cfg = s.cfg
+    skipped = [r["number"] for r in trials if r.get("early_stop") == QUALITY_SKIP]
+    pruned = [r["number"] for r in trials if r["state"] == "pruned"]
+    out = []
+    if skipped and cfg.quality_margin is not None:
+        out.append(
+            f"{len(skipped)} trial(s) ended before their energy bench: screen perplexity more "
+            f"than {cfg.budget + cfg.quality_margin:.1%} above the baseline's (the budget plus "
+            f"a {cfg.quality_margin:.1%} margin for the screen slice): {_numbers(skipped)}"
+        )
+    if pruned and cfg.prune_factor is not None:
+        out.append(
+            f"{len(pruned)} trial(s) stopped early as clear losers: screen decode energy per "
+            f"token above {cfg.prune_factor:g}x the best feasible screened figure at the time; "
+            f"kept with the figures they had, out of the front and the recommendation: "
+            f"{_numbers(pruned)}"
+        )
+    return out
+
+
+def _numbers(numbers: list[int]) -> str:
+    """``#3, #7, #9`` (at most 12, then a count)."""
+    shown = ", ".join(f"#{n}" for n in numbers[:12])
+    return shown + (f" and {len(numbers) - 12} more" if len(numbers) > 12 else "")
 
 
 def _model_info(s: SearchState) -> dict[str, Any]:

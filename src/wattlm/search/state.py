@@ -59,6 +59,8 @@ class SearchState:
     notes: list[str] = field(default_factory=list)
     #: wall seconds of each screened trial so far
     durations: list[float] = field(default_factory=list)
+    #: wall seconds of each candidate's full-stage measurement so far
+    full_durations: list[float] = field(default_factory=list)
     #: the baseline model (real searches only)
     base: LoadedModel | None = None
     stop_reason: str | None = None
@@ -118,10 +120,31 @@ class SearchState:
         return None if budget is None else self.started + budget
 
     # -- evaluation helpers ----------------------------------------------------------------
-    def spec(self, number: int, cand: Candidate, stage: str, *, peer: bool = False) -> TrialSpec:
+    def spec(
+        self,
+        number: int,
+        cand: Candidate,
+        stage: str,
+        *,
+        peer: bool = False,
+        best_screen: float | None = None,
+    ) -> TrialSpec:
         """What the evaluator needs to measure ``cand`` at ``stage`` (perplexity reused
-        when the same weights were measured at that stage before)."""
+        when the same weights were measured at that stage before).
+
+        A screened trial (not the baseline, not the peer) also gets the screen's rungs
+        (:mod:`wattlm.search.screen`): ``quality_limit`` from the baseline's screen
+        perplexity, and ``stop_above`` = ``prune_factor`` × ``best_screen`` (the best
+        feasible screened objective so far) when the objective is decode energy.
+        """
         cfg = self.cfg
+        quality_limit = stop_above = None
+        if stage == "screen" and number > 0 and not peer:
+            if cfg.quality_margin is not None and getattr(self, "baseline", None) is not None:
+                increase = cfg.budget + cfg.quality_margin
+                quality_limit = self.baseline_ppl("screen") * (1.0 + increase)
+            if cfg.prune_factor is not None and best_screen and cfg.objective == "decode-energy":
+                stop_above = cfg.prune_factor * best_screen
         settings = cfg.screen if stage == "screen" else cfg.full
         cached = self.study.user_attrs.get(st.quality_key(stage, cand))
         disk_key = self._disk_quality_key(stage, cand)
@@ -148,6 +171,8 @@ class SearchState:
             quality_from=cached["from"] if cached else None,
             peer=peer,
             cache_dir=str(self.out / "cache"),
+            quality_limit=quality_limit,
+            stop_above=stop_above,
         )
 
     def evaluate(self, spec: TrialSpec) -> tuple[dict[str, Any], float]:
@@ -200,18 +225,22 @@ class SearchState:
         """A trial's record from one stage's outcome; feasibility against the baseline."""
         metrics: OptimizeMetrics = dict(outcome["metrics"])  # type: ignore[assignment]
         error = outcome.get("error")
+        early_stop = outcome.get("early_stop") if error is None else None
         feasible = False
-        if error is None and metrics.get("objective") is None:
+        if error is None and metrics.get("objective") is None and early_stop is None:
             error = "no energy figure (energy source unavailable)"
         if error is None and metrics.get("perplexity") is None:
             error = "no perplexity figure"
         if error is None and number != 0:
             increase = metrics["perplexity"] / self.baseline_ppl(stage) - 1.0
             metrics["perplexity_increase"] = increase
-            feasible = increase <= self.cfg.budget + 1e-12
+            feasible = increase <= self.cfg.budget + 1e-12 and early_stop is None
         elif error is None:
             metrics["perplexity_increase"] = 0.0
             feasible = True
+        state = "failed" if error else ("complete" if feasible else "infeasible")
+        if early_stop is not None and early_stop.startswith("pruned"):
+            state = "pruned"
         return {
             "number": number,
             "label": cand.label(),
@@ -221,10 +250,11 @@ class SearchState:
             "qtype": cand.qtype,
             "batch_size": cand.batch_size,
             "threads": cand.threads,
-            "state": "failed" if error else ("complete" if feasible else "infeasible"),
+            "state": state,
             "feasible": feasible,
             "stage": stage,
             "error": error,
+            "early_stop": early_stop,
             "metrics": metrics,
             "screen_metrics": metrics if stage == "screen" else None,
             "pareto": False,
@@ -245,21 +275,39 @@ class SearchState:
         return self.baseline.get("screen_duration_s", 30.0) + TRIAL_OVERHEAD_S
 
     def estimate_full_s(self) -> float:
-        """Expected wall time of one full-stage measurement: a screened trial's, scaled by
-        how much longer the baseline's full stage took than its screen stage."""
+        """Expected wall time of one full-stage measurement of a candidate: the mean of
+        those done so far, else the baseline's full stage (torch, float32, the slowest
+        configuration a search usually re-measures)."""
+        if self.full_durations:
+            return sum(self.full_durations) / len(self.full_durations)
         screen = self.baseline.get("screen_duration_s") or 30.0
-        ratio = max(1.0, (self.baseline.get("full_duration_s") or 2 * screen) / screen)
-        return ratio * self.estimate_trial_s()
+        return self.baseline.get("full_duration_s") or 3 * screen
 
     def recommend_s(self) -> float:
-        """Time kept for saving and re-benching the recommendation (real searches only)."""
-        return self.estimate_full_s() + RECOMMEND_OVERHEAD_S if self.real else 0.0
+        """Time kept for saving and re-benching the recommendation (real searches only):
+        a full-stage bench without perplexity (it is reused: same weights) and the save."""
+        if not self.real:
+            return 0.0
+        quality = (self.baseline.get("timings_s") or {}).get("quality_s", 0.0)
+        return max(self.estimate_full_s() - quality, 0.5 * self.estimate_full_s()) + (
+            RECOMMEND_OVERHEAD_S
+        )
+
+    def peer_same_batch_s(self) -> float:
+        """Time kept for measuring the peer again at the recommendation's batch size: twice
+        its batch-1 measurement (its perplexity is the baseline's, not measured again)."""
+        if not self.cfg.peer or self.peer is None:
+            return 0.0
+        return 2.0 * float(self.peer.get("duration_s") or self.estimate_full_s())
 
     def reserve_s(self) -> float:
         """Time kept for re-measuring candidates, the peer at the recommendation's batch
         size, and saving + re-benching the recommendation."""
-        peer = self.estimate_full_s() if self.cfg.peer and self.peer is not None else 0.0
-        return self.cfg.remeasure * self.estimate_full_s() + peer + self.recommend_s()
+        return (
+            self.cfg.remeasure * self.estimate_full_s()
+            + self.peer_same_batch_s()
+            + (self.recommend_s())
+        )
 
     def time_left(self) -> float | None:
         """Seconds left of the time budget (``None``: no budget)."""

@@ -153,6 +153,8 @@ def merge_full(rec: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
         result_path=full.get("result_path"),
         duration_s=rec["duration_s"] + full.get("duration_s", 0.0),
     )
+    if "early_stop" in full:
+        out["early_stop"] = full["early_stop"]
     if full.get("timings_s") is not None:
         out["screen_timings_s"] = rec.get("timings_s")
         out["timings_s"] = full["timings_s"]

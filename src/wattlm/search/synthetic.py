@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wattlm.bench.backends import backend_class
+from wattlm.search import screen
 from wattlm.search.metrics import empty_metrics
 
 #: energy factor and relative perplexity increase of each stage method / GGUF type
@@ -55,6 +56,9 @@ BASE_BYTES = 1_000_000
 
 
 def _stat(median: float, spread: float, unit: str, n: int) -> dict[str, Any]:
+    if n == 1:  # one repeat: no interval
+        return {"median": median, "ci95": None, "ci_method": "none", "n": 1, "noisy": False,
+                "unit": unit}  # fmt: skip
     return {
         "median": median,
         "ci95": [median * (1 - spread), median * (1 + spread)],
@@ -123,7 +127,22 @@ class SyntheticEvaluator:
         ppl = BASE_PERPLEXITY * (1.0 + increase) * (1.0 + 0.01 * (ppl_tokens < 4096))
         if spec.quality is not None:
             ppl = spec.quality["value"]
-        n = spec.settings.repeats
+        quality = {
+            "metric": "perplexity",
+            "value": ppl,
+            "tokens": ppl_tokens,
+            "max_length": spec.ppl_max_length,
+            "stride": spec.ppl_stride,
+        }
+        if screen.outside_quality(spec, quality if spec.quality is None else None):
+            size_bytes = int(BASE_BYTES * size)
+            return {**screen.skipped_outcome(quality, size_bytes, []), "energy_source": "fake"}
+        # a clear loser stops after one repeat (what the real bench's StopRule does); the
+        # adaptive rule stops at min_repeats (the made-up figures are precise)
+        n = spec.settings.repeats if spec.settings.rel_width is None else spec.settings.min_repeats
+        stopped = spec.stop_above is not None and energy > spec.stop_above
+        if stopped:
+            n = 1
         metrics = empty_metrics()
         metrics.update(
             perplexity=ppl,
@@ -136,18 +155,13 @@ class SyntheticEvaluator:
             peak_rss_bytes=int(BASE_BYTES * 2),
             weight_bytes=int(BASE_BYTES * size),
         )
-        quality = {
-            "metric": "perplexity",
-            "value": ppl,
-            "tokens": ppl_tokens,
-            "max_length": spec.ppl_max_length,
-            "stride": spec.ppl_stride,
-        }
+        early_stop = screen.pruned_text(1) if stopped else None
         return {
             "metrics": metrics,
             "quality": quality,
             "result_path": None,
             "energy_source": "fake",
-            "notes": [],
+            "notes": [early_stop] if early_stop else [],
             "error": None,
+            "early_stop": early_stop,
         }

@@ -1,0 +1,150 @@
+"""The screen stage's fidelity ladder: quality first, then a short bench that stops early.
+
+A screened trial is measured in rungs, each cheaper than what it can spare:
+
+1. **Quality first.** When the trial's weights have no perplexity yet, torch scores them
+   on the screen's text slice *before* any energy is measured. A perplexity above
+   ``quality_limit`` (the baseline's screen perplexity × (1 + budget + margin): clearly
+   outside the budget, even allowing for the slice's difference from the full text) ends
+   the trial there: ``early_stop`` = :data:`QUALITY_SKIP`, no energy figure.
+2. **Early stop of clear losers.** The bench runs under a
+   :class:`~wattlm.bench.phases.StopRule`: after each measured repeat, a decode energy per
+   token above ``stop_above`` (a factor × the best feasible screened figure so far) stops
+   it; the record keeps the figures it had and says ``pruned: dominated after N
+   repeat(s)``.
+3. **Adaptive repeats.** Otherwise repeats go on until the 95% interval of decode J/token
+   is within the stage's ``rel_width`` of its median (after ``min_repeats``), or the cap.
+
+Both evaluators (the real :class:`~wattlm.search.evaluate.BenchEvaluator` and the
+synthetic one) use these helpers, so the search sees the same outcomes from both.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+#: ``early_stop`` of a trial whose perplexity was clearly outside the budget
+QUALITY_SKIP = "energy not measured: outside the quality budget"
+
+
+def pruned_text(repeats: int) -> str:
+    """``early_stop`` of a trial stopped as a clear loser.
+
+    Example:
+        >>> pruned_text(1)
+        'pruned: dominated after 1 repeat(s)'
+    """
+    return f"pruned: dominated after {repeats} repeat(s)"
+
+
+def stop_rule(spec: Any) -> Any:
+    """The :class:`~wattlm.bench.phases.StopRule` of ``spec``'s bench (``None``: none).
+
+    Example:
+        >>> from wattlm.search.candidate import baseline_candidate
+        >>> from wattlm.search.config import SCREEN
+        >>> from wattlm.search.evaluate import TrialSpec
+        >>> spec = TrialSpec(1, baseline_candidate(2), "screen", SCREEN, "decode-energy", "m",
+        ...                  "d", stop_above=0.02)
+        >>> rule = stop_rule(spec)
+        >>> rule.stop_above, rule.rel_width, rule.min_repeats
+        (0.02, 0.1, 2)
+    """
+    from wattlm.bench.phases import StopRule
+
+    settings = spec.settings
+    if spec.stop_above is None and settings.rel_width is None:
+        return None
+    return StopRule(
+        stop_above=spec.stop_above,
+        rel_width=settings.rel_width,
+        min_repeats=settings.min_repeats,
+        view=spec.energy_view,
+    )
+
+
+def outside_quality(spec: Any, quality: dict[str, Any] | None) -> bool:
+    """Whether a freshly measured ``quality`` ends the trial before its bench.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> outside_quality(NS(quality_limit=20.4), {"value": 21.0})
+        True
+        >>> outside_quality(NS(quality_limit=None), {"value": 99.0})
+        False
+    """
+    limit = spec.quality_limit
+    return limit is not None and quality is not None and quality["value"] > limit
+
+
+def pruned_reason(spec: Any, metrics: dict[str, Any]) -> str | None:
+    """``pruned: …`` when the bench stopped ``spec`` as a clear loser, else ``None``.
+
+    The rule stops as soon as the median decode J/token of the repeats so far is above
+    ``stop_above`` (checked after every repeat, the last one included), so the final
+    median is above it exactly when the rule fired.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> pruned_reason(NS(stop_above=0.02), {"energy_j_per_token": {"median": 0.05, "n": 1}})
+        'pruned: dominated after 1 repeat(s)'
+        >>> pruned_reason(NS(stop_above=0.02), {"energy_j_per_token": {"median": 0.01, "n": 3}})
+    """
+    energy = metrics.get("energy_j_per_token")
+    if spec.stop_above is None or not energy or energy["median"] <= spec.stop_above:
+        return None
+    return pruned_text(energy["n"])
+
+
+def measure_quality(loaded: Any, spec: Any) -> dict[str, Any]:
+    """Torch's perplexity of ``loaded`` on the stage's slice of the test text, as ``bench``
+    writes it (``value``, ``tokens``, …, ``data``, ``split``, ``backend``, ``dtype``)."""
+    from wattlm.bench.quality import perplexity
+    from wattlm.data.text import load_text
+
+    text = load_text(spec.data, split="test")
+    ids = loaded.tokenizer(text).input_ids[: spec.settings.ppl_max_tokens]
+    window = min(spec.ppl_max_length, loaded.context_length or spec.ppl_max_length)
+    ppl = perplexity(loaded.model, ids, max_length=window, stride=min(spec.ppl_stride, window))
+    dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
+    return {**ppl.to_dict(), "data": spec.data, "split": "test", "backend": "torch", "dtype": dtype}
+
+
+def quality_first(loaded: Any, spec: Any, timings: dict[str, float]) -> dict[str, Any] | None:
+    """The trial's perplexity measured before its bench (``None``: not at this stage,
+    or already known); the seconds go to ``timings["quality_s"]``."""
+    if spec.quality is not None or spec.quality_limit is None:
+        return None
+    from wattlm.bench.isolated import add_timing
+
+    started = time.perf_counter()
+    quality = measure_quality(loaded, spec)
+    add_timing(timings, "quality_s", time.perf_counter() - started)
+    return quality
+
+
+def skipped_outcome(
+    quality: dict[str, Any], weight_bytes: int | None, notes: list[str]
+) -> dict[str, Any]:
+    """The outcome of a trial ended by the quality-first rung: its perplexity, its size,
+    no energy figure.
+
+    Example:
+        >>> out = skipped_outcome({"value": 30.0}, 1000, [])
+        >>> out["metrics"]["perplexity"], out["metrics"]["objective"], out["early_stop"]
+        (30.0, None, 'energy not measured: outside the quality budget')
+    """
+    from wattlm.search.metrics import empty_metrics
+
+    metrics = empty_metrics()
+    metrics.update(perplexity=quality["value"], weight_bytes=weight_bytes)
+    return {
+        "metrics": metrics,
+        "quality": quality,
+        "result_path": None,
+        "energy_source": None,
+        "notes": [*notes, QUALITY_SKIP],
+        "error": None,
+        "early_stop": QUALITY_SKIP,
+    }
