@@ -20,11 +20,13 @@ import copy
 import gc
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from wattlm.bench.backends import backend_class
+from wattlm.bench.phases import stopping
+from wattlm.search import screen
 from wattlm.search.candidate import Candidate
 from wattlm.search.config import StageSettings
 from wattlm.search.metrics import empty_metrics, metrics_from_result
@@ -75,6 +77,11 @@ class TrialSpec:
     notes: tuple[str, ...] = field(default=())
     #: folder of the run's caches (GGUF exports by weights); ``None``: no cache
     cache_dir: str | None = None
+    #: screen stage: a perplexity above this ends the trial before its bench (quality first,
+    #: :mod:`wattlm.search.screen`); ``None``: no such rung
+    quality_limit: float | None = None
+    #: screen stage: decode J/token above which the bench stops (a clear loser)
+    stop_above: float | None = None
 
 
 class Evaluator(Protocol):
@@ -280,8 +287,19 @@ class BenchEvaluator:
             started = time.perf_counter()
             timings: dict[str, float] = {}
             loaded, bytes_as_run, notes = build_variant(base, spec, folder, timings)
-            cfg = bench_config(spec, loaded)
-            result = bench(cfg, model=loaded, progress=False, timings=timings)
+            # the screen's rungs (wattlm.search.screen): quality first, then a bench that
+            # stops early; a measured perplexity is handed to bench like a reused one
+            first = screen.quality_first(loaded, spec, timings)
+            if screen.outside_quality(spec, first):
+                outcome = screen.skipped_outcome(first, bytes_as_run, notes)
+                seconds = time.perf_counter() - started
+                return {**outcome, "seconds": seconds, "timings_s": breakdown(timings, seconds)}
+            measured = replace(spec, quality=first) if first is not None else spec
+            cfg = bench_config(measured, loaded)
+            with stopping(screen.stop_rule(spec)):
+                result = bench(cfg, model=loaded, progress=False, timings=timings)
+            if first is not None:
+                result["quality"] = dict(first)
             if spec.quality is not None:
                 result["quality"] = dict(spec.quality)
                 source = "the baseline" if spec.quality_from == 0 else f"trial {spec.quality_from}"
@@ -300,13 +318,15 @@ class BenchEvaluator:
             )
             del loaded
             seconds = time.perf_counter() - started
+            early_stop = screen.pruned_reason(spec, metrics)
             return {
                 "metrics": metrics,
                 "quality": result["quality"],
                 "result_path": result_path,
                 "energy_source": result["energy"]["source"],
-                "notes": notes,
+                "notes": [*notes, early_stop] if early_stop else notes,
                 "error": None,
+                "early_stop": early_stop,
                 "seconds": seconds,
                 "timings_s": breakdown(timings, seconds),
             }
