@@ -72,14 +72,60 @@ def test_builder_int4_stores_4bit_weights(tiny, tmp_path):
     assert len(tokens[0]) == 5
 
 
+def test_builder_int8_keeps_head_and_embedding_float(tiny, tmp_path):
+    pytest.importorskip("onnxruntime_genai")
+    int8 = export_onnx(tiny, tmp_path, precision="int8-b16-acc4")
+    assert int8.precision == "int8-b16-acc4"
+    graph = onnx.load(str(int8.path), load_external_data=False).graph
+    packed = [n for n in graph.node if n.op_type == "MatMulNBits"]
+    attrs = [{a.name: a.i for a in n.attribute} for n in packed]
+    assert len(packed) == 5 * 2  # qkv (fused), o, gate, up, down in each of 2 layers
+    assert {(a["bits"], a["block_size"]) for a in attrs} == {(8, 16)}
+    assert {a["accuracy_level"] for a in attrs} == {4}
+    ops = {n.name: n.op_type for n in graph.node}
+    assert ops["/lm_head/MatMul"] == "MatMul" and ops["/model/embed_tokens/Gather"] == "Gather"
+    assert 1e-4 < int8.max_abs_logit_diff < 0.5  # 8 bits: changed, but little
+
+
 def test_bad_arguments_fail_before_any_work(tiny, tmp_path):
     with pytest.raises(WattlmError, match="unknown ONNX export method 'optimum'"):
         export_onnx(tiny, tmp_path / "a", method="optimum")
-    with pytest.raises(WattlmError, match="precision 'int4' is not available with method 'torch'"):
+    with pytest.raises(WattlmError, match="'int4-b32-acc4' is not available with method 'torch'"):
         export_onnx(tiny, tmp_path / "b", method="torch", precision="int4")
-    with pytest.raises(WattlmError, match="precision 'int8'"):
-        export_onnx(tiny, tmp_path / "c", precision="int8")
+    with pytest.raises(WattlmError, match="unknown ONNX weight format 'int4-g32'"):
+        export_onnx(tiny, tmp_path / "c", precision="int4-g32")
+    with pytest.raises(WattlmError, match="no block size 48"):
+        export_onnx(tiny, tmp_path / "d", precision="int4-b48")
+    # the tiny Llama's layers take 64 or 128 input features: 128 does not divide 64
+    with pytest.raises(WattlmError, match=r"block size 128 does not divide .*q_proj \(64 input"):
+        export_onnx(tiny, tmp_path / "e", precision="int4-b128")
     assert not any(tmp_path.iterdir())
+
+
+def test_all_positions_graph_gives_every_position(tiny, exported, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from wattlm.export.onnx_export import ALL_LOGITS_FILE, all_positions_graph
+
+    full = all_positions_graph(exported.path)
+    if exported.method == "torch":  # the traced model keeps the last position itself
+        assert full is None
+        return
+    assert full == exported.path.parent / ALL_LOGITS_FILE
+    assert full.stat().st_size < 0.5 * exported.path.stat().st_size or full.stat().st_size < 1e6
+    assert all_positions_graph(full) == full  # already every position
+    ids = [5, 17, 33, 80, 91, 7, 44]
+    sess = ort.InferenceSession(str(full), providers=["CPUExecutionProvider"])
+    feeds = {"input_ids": np.array([ids]), "attention_mask": np.ones((1, len(ids)), np.int64)}
+    for inp in sess.get_inputs():
+        if inp.name.startswith("past_key_values."):
+            feeds[inp.name] = np.zeros((1, 2, 0, 16), np.float32)
+    got = sess.run(["logits"], feeds)[0]
+    with torch.no_grad():
+        ref = tiny.model(torch.tensor([ids])).logits.numpy()
+    assert got.shape == ref.shape == (1, len(ids), tiny.model.config.vocab_size)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
 
 
 def test_torch_route_needs_float32(tmp_path):
