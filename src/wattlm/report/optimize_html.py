@@ -34,7 +34,7 @@ from wattlm.report.optimize_words import (
 _NOTHING_TO_PLOT = (
     '<p class="warning">Nothing to plot: no trial has both a perplexity and an energy figure.</p>'
 )
-_TEXT_COLUMNS = {"label", "config", "state", "flags", "error"}
+_TEXT_COLUMNS = {"label", "config", "state", "flags", "error", "stopped"}
 
 
 def _e(value: Any) -> str:
@@ -83,13 +83,14 @@ def _sort_key(value: Any) -> str:
     )
 
 
-def _cell(key: str, text: str, below: tuple[str, str] | None) -> str:
+def _cell(key: str, text: str, below: tuple[str, str, str] | None) -> str:
     """A cell's HTML: a figure's interval on its own dimmed line; the label over its config
-    (and its error, for a failed trial)."""
+    (and its error, for a failed trial; why the screen stopped early, for a stopped one)."""
     if below is not None:
-        config, error = below
+        config, error, stopped = below
         error = f'<div class="error">error: {_e(error)}</div>' if error else ""
-        return f'{_e(text)}<div class="config">{_e(config)}</div>{error}'
+        stopped = f'<div class="config">{_e(stopped)}</div>' if stopped else ""
+        return f'{_e(text)}<div class="config">{_e(config)}</div>{error}{stopped}'
     head, sep, tail = text.partition(" [")
     if sep and key not in _TEXT_COLUMNS:
         return f'{_e(head)}<span class="ci">[{_e(tail)}</span>'
@@ -101,7 +102,7 @@ def _table(view: OptimizeView, trials: list[dict[str, Any]], keys: list[str], ta
     the ``label`` column."""
     numeric = set(view.sort_values({}))
     merged = "label" in keys and "config" in keys
-    keys = [k for k in keys if not (merged and k in ("config", "error"))]
+    keys = [k for k in keys if not (merged and k in ("config", "error", "stopped"))]
     heads = []
     for key, header in zip(keys, column_headers(view, keys), strict=True):
         kind = "num" if key in numeric else "text"
@@ -121,7 +122,11 @@ def _table(view: OptimizeView, trials: list[dict[str, Any]], keys: list[str], ta
                 attrs = f' data-sort="{_sort_key(raw)}"'
             elif merged and key == "label":
                 attrs += f' data-sort="{_e(cells["label"])}"'
-            below = (cells["config"], cells["error"]) if merged and key == "label" else None
+            below = (
+                (cells["config"], cells["error"], cells["stopped"])
+                if merged and key == "label"
+                else None
+            )
             tds.append(f"<td{attrs}>{_cell(key, cells[key], below)}</td>")
         rows.append(f'<tr class="{_row_class(view, trial)}">{"".join(tds)}</tr>')
     return (

@@ -114,6 +114,7 @@ def render_optimize_markdown(record: dict[str, Any]) -> str:
     lines += [*_table(view, view.front, FRONT_COLUMNS), ""] if view.front else ["None.", ""]
     keys = [k for k, _ in TRIAL_COLUMNS]
     keys += ["error"] if any(t.get("error") for t in view.trials) else []
+    keys += ["stopped"] if any(t.get("early_stop") for t in view.trials) else []
     lines += ["## All trials", "", *_table(view, view.trials, keys), ""]
     if view.peer is not None:
         peers = [view.peer, *([view.peer_same_batch] if view.peer_same_batch else [])]

@@ -83,7 +83,11 @@ class OptimizeView:
 
     @staticmethod
     def usable(trial: dict[str, Any]) -> bool:
-        return trial.get("feasible") is True and trial.get("state") not in ("failed", "infeasible")
+        return trial.get("feasible") is True and trial.get("state") not in (
+            "failed",
+            "infeasible",
+            "pruned",
+        )
 
     def tied_with(self, number: Any) -> list[dict[str, Any]]:
         others = [b if a == number else a for a, b in self.ties if number in (a, b)]
@@ -204,6 +208,7 @@ class OptimizeView:
             "duration": format_seconds(trial.get("duration_s")),
             "flags": " ".join(f for f in flags if f),
             "error": str(trial.get("error") or ""),
+            "stopped": str(trial.get("early_stop") or ""),
         }
 
     def sort_values(self, trial: dict[str, Any]) -> dict[str, float | None]:
@@ -222,7 +227,9 @@ class OptimizeView:
         }
 
 
-# (key, header) of the trials table, in order; the error column is added when a trial failed
+# (key, header) of the trials table, in order; the error column is added when a trial failed,
+# the ``stopped`` one when the screen stopped one early (``early_stop``: pruned, or no energy
+# measured because its quality was outside the budget)
 TRIAL_COLUMNS = [
     ("number", "#"),
     ("label", "trial"),
@@ -243,6 +250,6 @@ FRONT_COLUMNS = ["number", "label", "config", "perplexity", "increase", "energy"
 
 def column_headers(view: OptimizeView, keys: list[str]) -> list[str]:
     """Headers of the given column keys; the energy column names the objective's unit."""
-    names = dict(TRIAL_COLUMNS, error="error")
+    names = dict(TRIAL_COLUMNS, error="error", stopped="screen stopped early")
     names["energy"] = f"energy {view.energy_unit()}"
     return [names[k] for k in keys]
