@@ -57,9 +57,13 @@ def test_sigkill_then_rerun_keeps_completed_trials(synthetic_space, tmp_path):
     study_name = json.loads((out / "study.json").read_text())["study_name"]
     storage = f"sqlite:///{out / 'study.db'}"
     study = optuna.load_study(study_name=study_name, storage=storage)
+    # told trials: measured ones (COMPLETE, quality-first skips among them) and those the
+    # screen stopped early as clear losers (PRUNED, their record kept)
+    told = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = {
         t.user_attrs["number"]: t.user_attrs["record"]
-        for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        for t in study.get_trials(states=told)
+        if "record" in t.user_attrs
     }
     assert done, "at least one search trial was told before the kill"
     running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
@@ -75,6 +79,8 @@ def test_sigkill_then_rerun_keeps_completed_trials(synthetic_space, tmp_path):
     trials = {t["number"]: t for t in record["trials"]}
     for number, rec in done.items():
         assert trials[number]["screen_metrics"] == rec["screen_metrics"]
+        if rec["state"] == "pruned":  # an early stop survives the kill as it was
+            assert trials[number]["early_stop"] == rec["early_stop"]
     assert len(record["trials"]) == 1 + 8
     if running:  # the trial the kill interrupted was failed and asked again
         assert any(n.startswith("resumed: 1 trial(s) interrupted") for n in record["notes"])
