@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from wattlm._config import Config, check, check_choice, check_int, check_version
 from wattlm.bench.backends import BACKEND_CHOICES
+from wattlm.export.onnx_weights import OnnxWeights
 from wattlm.measure import METER_KINDS
 from wattlm.models.names import DTYPE_NAMES
 
@@ -23,8 +24,10 @@ class BenchConfig(Config):
     ``xllamacpp`` is installed; the backends actually run are listed in the result.
     ``"onnxruntime"`` exports the float32 model to ONNX with a KV cache first (by
     ``onnx_export_method``, see :func:`wattlm.export.onnx_export.export_onnx`) and runs
-    that graph; the export is checked against torch's logits, so the torch perplexity
-    holds for it.
+    that graph, with the weights of ``onnx_weights`` (``fp32``, or int4/int8
+    ``MatMulNBits`` such as ``int4-b32-acc4``, see :mod:`wattlm.export.onnx_weights`;
+    normalized to the canonical name); a float32 export is checked against torch's
+    logits.
 
     Example:
         >>> cfg = BenchConfig(batch_sizes=(1, 4))
@@ -54,6 +57,7 @@ class BenchConfig(Config):
     ppl_max_tokens: int = 8192
     cv_threshold: float = 0.10
     onnx_export_method: str = "builder"
+    onnx_weights: str = "fp32"
     grid_intensity_g_per_kwh: float | None = None
     version: int = field(default=CONFIG_VERSION)
 
@@ -66,6 +70,7 @@ class BenchConfig(Config):
         for b in self.backends:
             check_choice("backend", b, BACKEND_CHOICES)
         check_choice("ONNX export method", self.onnx_export_method, ONNX_METHODS)
+        object.__setattr__(self, "onnx_weights", str(OnnxWeights.parse(self.onnx_weights)))
         check_choice("dtype", self.dtype, DTYPE_NAMES)
         check(bool(self.batch_sizes), "at least one batch size is needed")
         for bs in self.batch_sizes:

@@ -47,6 +47,15 @@ Backend = Annotated[
     str, typer.Option("--backend", help="Comma list of: auto, torch, llamacpp, onnxruntime.")
 ]
 Batch = Annotated[str, typer.Option("--batch", help="Comma list of batch sizes.")]
+OnnxWeights = Annotated[
+    str,
+    typer.Option(
+        "--onnx-weights",
+        help="Weights of the onnxruntime backend: fp32, or int4/int8 (MatMulNBits) with "
+        "optional -b<block size 16..256> -acc<accuracy level 1-4, 4: int8 activations> and "
+        "-qhead (quantize the LM head and embedding too), e.g. int4-b32-acc4.",
+    ),
+]
 PromptTokens = Annotated[int, typer.Option(help="Prompt length in tokens.")]
 NewTokens = Annotated[int, typer.Option(help="Tokens generated per sequence (exactly).")]
 Warmup = Annotated[int, typer.Option(help="Unmeasured warm-up runs.")]

@@ -204,6 +204,10 @@ def all_positions_graph(onnx_path: str | Path) -> Path | None:
                 node.input[i] = gather.input[0]  # the final norm's output, every position
     graph.node.remove(gather)
     graph.node.remove(unsqueeze)
+    index = gather.input[1]  # the position the pruning gathered: unused now (ORT warns)
+    if all(index not in node.input for node in graph.node):
+        for init in [i for i in graph.initializer if i.name == index]:
+            graph.initializer.remove(init)
     dims = logits.type.tensor_type.shape.dim
     if len(dims) == 3:
         dims[1].dim_param = "sequence_length"

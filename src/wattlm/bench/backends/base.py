@@ -11,7 +11,8 @@ run a given model and config (:meth:`Backend.check`), whether ``--backend auto``
 (:meth:`Backend.auto_selects`), what it runs besides the loaded model
 (:meth:`Backend.export`), its constructor arguments (:meth:`Backend.options`), and what
 the search must know about it (:attr:`Backend.runs_gguf`, :attr:`Backend.replaces_stages`,
-:attr:`Backend.refuses_stages`).
+:attr:`Backend.refuses_stages`, and the weight formats of its own it quantizes to:
+:meth:`Backend.weight_option`, :meth:`Backend.weight_formats`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from wattlm.errors import WattlmError
 if TYPE_CHECKING:
     from wattlm.bench.config import BenchConfig
     from wattlm.models.load import LoadedModel
+
+
+#: the GGUF types a search tries on a GGUF backend when its space names none
+GGUF_DEFAULT_QTYPES = ("q4_0", "q4_1", "q5_0", "q8_0")
 
 
 class Backend(ABC):
@@ -70,6 +75,59 @@ class Backend(ABC):
     log_probs_method: ClassVar[str | None] = None
 
     # -- what the backend says about itself before it is built ------------------------------
+    @classmethod
+    def weight_option(cls) -> str | None:
+        """The search-space option naming this backend's own weight formats (a candidate's
+        ``qtype``): ``"qtype"`` (GGUF types) for a GGUF backend; ``None``: the backend runs
+        the weights the recipe built.
+
+        Example:
+            >>> from wattlm.bench.backends import backend_class
+            >>> [backend_class(b).weight_option() for b in ("torch", "llamacpp", "onnxruntime")]
+            [None, 'qtype', 'weights']
+        """
+        return "qtype" if cls.runs_gguf else None
+
+    @classmethod
+    def weight_formats(cls, values: Any = None, where: str = "") -> tuple[str, ...]:
+        """The weight formats ``values`` names (one value or a list), checked and in their
+        canonical spelling; ``None``: the formats a search tries by default.
+
+        Example:
+            >>> from wattlm.bench.backends import backend_class
+            >>> backend_class("llamacpp").weight_formats(["q4_0", "q8_0"])
+            ('q4_0', 'q8_0')
+        """
+        where = where or cls.name
+        if not cls.runs_gguf:
+            raise WattlmError(f"{where}: the {cls.name} backend has no weight formats of its own")
+        from wattlm.export.gguf_writer import QTYPES
+
+        chosen = GGUF_DEFAULT_QTYPES if values is None else values
+        chosen = tuple(chosen) if isinstance(chosen, (list, tuple)) else (chosen,)
+        if not chosen or len(set(chosen)) != len(chosen):
+            raise WattlmError(f"{where} needs distinct GGUF types, got {list(chosen)}")
+        bad = [str(q) for q in chosen if q not in QTYPES]
+        if bad:
+            raise WattlmError(
+                f"{where}: unknown GGUF type(s) {', '.join(bad)}",
+                hint=f"choose from: {', '.join(QTYPES)}",
+            )
+        return tuple(map(str, chosen))
+
+    @classmethod
+    def weight_format_problem(cls, value: str, inputs: dict[str, int]) -> str | None:
+        """Why weight format ``value`` cannot be built for a model whose ``Linear`` layers
+        have these input features (by name), or ``None``."""
+        return None
+
+    @classmethod
+    def weight_config(cls, value: str | None) -> dict[str, Any]:
+        """The :class:`~wattlm.bench.config.BenchConfig` fields that make a bench run this
+        backend at weight format ``value`` (``{}``: the format is in the model it is given,
+        e.g. a GGUF file exported at that type)."""
+        return {}
+
     @classmethod
     def is_available(cls) -> bool:
         """Whether the package this backend needs is installed."""
@@ -130,8 +188,8 @@ class Backend(ABC):
 
         Example:
             >>> from wattlm.bench.backends import backend_class
-            >>> backend_class("onnxruntime").incompatible({"int8-weight", "prune"})
-            'int8-weight layers are not exported faithfully to ONNX'
+            >>> backend_class("llamacpp").incompatible({"lowrank", "prune"})
+            'lowrank layers cannot be exported to GGUF for llama.cpp'
         """
         bad = sorted(methods & cls.refuses_stages)
         return f"{', '.join(bad)} {cls.refusal}" if bad else None

@@ -1,11 +1,17 @@
 """ONNX Runtime backend: greedy prefill/decode of a KV-cache ONNX graph.
 
 The graph is the step function written by :func:`wattlm.export.onnx_export.export_onnx`
-(either route) or by onnxruntime-genai's model builder: ``input_ids``, ``attention_mask``
+(either route) or by onnxruntime-genai's model builder, with float32 or int4/int8
+``MatMulNBits`` weights (``BenchConfig.onnx_weights``, see
+:mod:`wattlm.export.onnx_weights`): ``input_ids``, ``attention_mask``
 and ``past_key_values.{i}.key|value`` in; ``logits`` and ``present.{i}.key|value`` out.
 The cache stays inside ONNX Runtime: each step's ``present`` outputs are ``OrtValue``
 objects bound (IO binding) as the next step's ``past`` inputs, never copied to numpy; only
 the last position's logits come back to pick the next token.
+
+Quality is measured on ONNX Runtime itself (:meth:`OnnxRuntimeBackend.log_probs`): one
+prefill per window with an empty cache, on a copy of the graph whose logits cover every
+position (:func:`~wattlm.export.onnx_export.all_positions_graph`).
 
 Example:
     >>> with OnnxRuntimeBackend("runs/onnx", threads=2, batch_size=8) as backend:  # doctest: +SKIP
@@ -14,8 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +33,7 @@ import numpy as np
 from wattlm._config import check_int
 from wattlm.bench.backends.base import Backend
 from wattlm.errors import WattlmError
+from wattlm.export.onnx_weights import OnnxWeights
 
 PAST = re.compile(r"past_key_values\.(\d+)\.(key|value)")
 ONNX_HINT = 'pip install "wattlm[onnx]"'
@@ -63,13 +73,18 @@ class OnnxRuntimeBackend(Backend):
     extra = "onnx"
     isolated = True
     note = (
-        "ONNX Runtime runs a float32 ONNX export of the model (KV cache kept in ONNX "
-        "Runtime); the export's logits were checked against torch's (within 1e-4), so the "
-        "torch perplexity holds for it; each ONNX Runtime run is measured in its own process"
+        "ONNX Runtime runs an ONNX export of the model (float32, or int4/int8 MatMulNBits "
+        "weights by onnx_weights; KV cache kept in ONNX Runtime); a float32 export's logits "
+        "were checked against torch's (within 1e-4); its perplexity is measured on ONNX "
+        "Runtime's own logits (runtime_quality), beside torch's on the float weights "
+        "(quality); each ONNX Runtime run is measured in its own process"
     )
-    #: torch's packed integer layers do not export faithfully
-    refuses_stages = frozenset({"int8-weight", "int4-weight", "int8-dynamic"})
-    refusal = "layers are not exported faithfully to ONNX"
+    log_probs_method = (
+        "ONNX Runtime logits of the exported graph (one prefill per window, empty KV "
+        "cache, every position), log-softmax in float32"
+    )
+    #: torch-side precision stages: ONNX Runtime quantizes by its own weight format instead
+    replaces_stages = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
 
     @classmethod
     def check(cls, config: Any, loaded: Any) -> None:
@@ -80,22 +95,71 @@ class OnnxRuntimeBackend(Backend):
                 "the onnxruntime backend runs on the CPU provider only",
                 hint="use --device cpu, or the torch backend on a GPU",
             )
+        weights = OnnxWeights.parse(config.onnx_weights)
+        if weights.quantized and config.onnx_export_method != "builder":
+            raise WattlmError(
+                f"ONNX weights {str(weights)!r} are written by the builder route only",
+                hint="use --onnx-export-method builder, or --onnx-weights fp32",
+            )
+        from wattlm.export.onnx_export import linear_inputs
+
+        problem = weights.problem(linear_inputs(loaded.model))
+        if problem:
+            raise WattlmError(
+                f"ONNX weights {str(weights)!r} cannot be built for {loaded.spec!r}: {problem}",
+                hint="choose a block size that divides the layers' input features (e.g. -b32)",
+            )
         dtypes = {str(p.dtype).removeprefix("torch.") for p in loaded.model.parameters()}
         if dtypes != {"float32"}:
             raise WattlmError(
                 f"the onnxruntime backend runs float32 exports; {loaded.spec!r} has "
                 f"{sorted(dtypes)} weights",
-                hint="bench the float32 model (quantized/cast variants run on torch or llama.cpp)",
+                hint="bench the float32 model (ONNX Runtime quantizes by --onnx-weights)",
             )
 
     @classmethod
+    def weight_option(cls) -> str | None:
+        return "weights"
+
+    @classmethod
+    def weight_formats(cls, values: Any = None, where: str = "onnxruntime") -> tuple[str, ...]:
+        """Canonical ONNX weight formats (default: ``fp32``, ``int4``, ``int8``).
+
+        Example:
+            >>> OnnxRuntimeBackend.weight_formats(["int4", "int4-b64"])
+            ('int4-b32-acc4', 'int4-b64-acc4')
+        """
+        chosen = ("fp32", "int4", "int8") if values is None else values
+        chosen = chosen if isinstance(chosen, (list, tuple)) else (chosen,)
+        out = []
+        for value in chosen:
+            try:
+                out.append(str(OnnxWeights.parse(value)))
+            except WattlmError as err:
+                raise WattlmError(f"{where}: {err.message}", hint=err.hint) from None
+        if len(set(out)) != len(out):
+            raise WattlmError(f"{where} names a weight format twice: {out}")
+        return tuple(out)
+
+    @classmethod
+    def weight_format_problem(cls, value: str, inputs: dict[str, int]) -> str | None:
+        return OnnxWeights.parse(value).problem(inputs)
+
+    @classmethod
+    def weight_config(cls, value: str | None) -> dict[str, Any]:
+        return {"onnx_weights": str(OnnxWeights.parse(value or "fp32"))}
+
+    @classmethod
     def export(cls, loaded: Any, config: Any, workdir: Path) -> dict[str, Any]:
-        """A float32 ONNX export with a KV cache (by ``config.onnx_export_method``)."""
+        """An ONNX export with a KV cache (by ``config.onnx_export_method``, with the
+        weights of ``config.onnx_weights``)."""
         import dataclasses
 
         from wattlm.export.onnx_export import export_onnx
 
-        done = export_onnx(loaded, workdir, method=config.onnx_export_method, precision="fp32")
+        done = export_onnx(
+            loaded, workdir, method=config.onnx_export_method, precision=config.onnx_weights
+        )
         return {**dataclasses.asdict(done), "path": str(done.path)}
 
     @classmethod
@@ -110,7 +174,24 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def run_dtype(cls, config: Any, details: dict[str, Any]) -> str:
-        return "float32"
+        """``float32``, or the quantized weight format (e.g. ``int4-b32-acc4``)."""
+        weights = str(OnnxWeights.parse(config.onnx_weights))
+        return "float32" if weights == "fp32" else weights
+
+    @classmethod
+    @contextlib.contextmanager
+    def log_probs(
+        cls, loaded: Any, config: Any, exported: dict[str, Any] | None = None
+    ) -> Iterator[Callable[[list[int]], Any]]:
+        """ONNX Runtime's own next-token log-probabilities of the exported graph
+        (``exported``; exported here into a temporary folder when ``None`` or gone)."""
+        with contextlib.ExitStack() as stack:
+            if exported is None or not Path(exported["path"]).is_file():
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="wattlm-onnx-"))
+                exported = cls.export(loaded, config, Path(tmp))
+            scorer = OnnxLogProbs(exported["path"], threads=config.resolved_threads)
+            stack.callback(scorer.close)
+            yield scorer
 
     def __init__(self, onnx_path_or_folder: str | Path, *, threads: int, batch_size: int):
         self.threads = _positive("threads", threads)
@@ -161,6 +242,11 @@ class OnnxRuntimeBackend(Backend):
 
     def _step(self, ids: np.ndarray, cache: list[Any]) -> np.ndarray:
         """One forward pass; keeps the new cache in ``self._cache``, returns next tokens."""
+        self.last_logits = self._forward(ids, cache)[:, -1]
+        return self.last_logits.argmax(-1).astype(np.int64)
+
+    def _forward(self, ids: np.ndarray, cache: list[Any]) -> np.ndarray:
+        """One forward pass; keeps the new cache in ``self._cache``, returns the logits."""
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", ids)
         binding.bind_cpu_input("attention_mask", np.ones((ids.shape[0], self._length), np.int64))
@@ -173,8 +259,37 @@ class OnnxRuntimeBackend(Backend):
         except self._errors as err:
             raise WattlmError(f"ONNX Runtime failed on {self.path.name}: {err}") from err
         logits, *self._cache = binding.get_outputs()
-        self.last_logits = logits.numpy()[:, -1]
-        return self.last_logits.argmax(-1).astype(np.int64)
+        return logits.numpy()
+
+    def _empty_cache(self, batch: int) -> list[Any]:
+        kv_heads, head_dim = self._kv_shape
+        empty = np.zeros((batch, kv_heads, 0, head_dim), self._kv_dtype)
+        return [self._ort.OrtValue.ortvalue_from_numpy(empty)] * len(self._past)
+
+    @property
+    def all_positions(self) -> bool:
+        """Whether a prefill returns the logits of every position (not only the last)."""
+        logits = next(o for o in self.session.get_outputs() if o.name == "logits")
+        return len(logits.shape) == 3 and not isinstance(logits.shape[1], int)
+
+    def window_logits(self, window: list[int]) -> np.ndarray:
+        """Logits ``[len(window), vocab]`` of one sequence from an empty cache: one prefill
+        when the graph returns every position, else one token per forward pass."""
+        ids = np.asarray([window], dtype=np.int64)
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise WattlmError("window_logits needs a non-empty list of token ids")
+        if self.all_positions:
+            self._length = ids.shape[1]
+            out = self._forward(ids, self._empty_cache(1))[0]
+        else:
+            rows, cache = [], self._empty_cache(1)
+            for k in range(ids.shape[1]):
+                self._length = k + 1
+                rows.append(self._forward(ids[:, k : k + 1], cache)[0, -1])
+                cache = self._cache
+            out = np.stack(rows)
+        self._cache = None
+        return out
 
     def prefill(self, prompts: list[list[int]]) -> list[int]:
         lengths = {len(p) for p in prompts}
@@ -184,11 +299,8 @@ class OnnxRuntimeBackend(Backend):
                 hint=f"got {len(prompts)} prompts of lengths {sorted(lengths)}",
             )
         ids = np.asarray(prompts, dtype=np.int64)
-        kv_heads, head_dim = self._kv_shape
-        empty = np.zeros((len(prompts), kv_heads, 0, head_dim), self._kv_dtype)
-        value = self._ort.OrtValue.ortvalue_from_numpy(empty)
         self._length = ids.shape[1]
-        self._next = self._step(ids, [value] * len(self._past))
+        self._next = self._step(ids, self._empty_cache(len(prompts)))
         return self._next.tolist()
 
     def decode(self, steps: int) -> list[list[int]]:
@@ -218,6 +330,40 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self._cache = None
         self._next = None
+
+
+class OnnxLogProbs:
+    """A log-probability function (window token ids -> ``[window, vocab]`` float32 torch
+    tensor) computed by ONNX Runtime on an exported graph (see
+    :attr:`OnnxRuntimeBackend.log_probs_method`).
+
+    Example:
+        >>> with OnnxLogProbs("runs/onnx/model.onnx", threads=2) as fn:  # doctest: +SKIP
+        ...     fn([1, 2, 3]).shape
+        torch.Size([3, 49152])
+    """
+
+    def __init__(self, onnx_path: str | Path, *, threads: int) -> None:
+        from wattlm.export.onnx_export import all_positions_graph
+
+        path = _model_file(onnx_path)
+        self.path = all_positions_graph(path) or path
+        self._backend = OnnxRuntimeBackend(self.path, threads=threads, batch_size=1)
+
+    def __call__(self, window: list[int]) -> Any:
+        import torch
+
+        logits = torch.from_numpy(self._backend.window_logits(list(window)))
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> OnnxLogProbs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _is_error(value: Any) -> bool:
