@@ -46,6 +46,9 @@ def test_quality_first_records_no_energy_and_tells_optuna_the_constraint(record)
         assert t["state"] == "infeasible" and not t["feasible"] and t["error"] is None
         assert t["result_path"] is None and t["stage"] == "screen"
         assert QUALITY_SKIP in t["notes"]
+    # weights already scored over the limit: recorded without building or measuring anything
+    known = [t for t in skipped if any("perplexity known from trial" in n for n in t["notes"])]
+    assert known and all(t["duration_s"] == 0.0 for t in known)
     by_number = {t.user_attrs["number"]: t for t in _study(out).trials}
     for t in skipped:
         if t["duplicate_of"] is not None:

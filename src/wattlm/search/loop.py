@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from wattlm.report.records import TrialRecord
+from wattlm.search import screen
 from wattlm.search import study as st
 from wattlm.search.candidate import Candidate
 from wattlm.search.evaluate import breakdown
@@ -197,6 +198,14 @@ def search_loop(s: SearchState) -> None:
                     records[number] = rec
                     continue
                 spec = s.spec(number, cand, "screen", best_screen=best_screen(s, records))
+                if screen.outside_quality(spec, spec.quality):
+                    # its weights were scored before and are clearly over the budget:
+                    # nothing to build or measure (quality first, from the known figure)
+                    rec = s.make_record(number, cand, "screen", _known_outside(spec, records), 0.0)
+                    _finish_trial(s, trial, rec)
+                    records[number] = rec
+                    s.ui.log(describe(rec, s.unit))
+                    continue
                 inflight[executor.submit(s.evaluator, spec)] = (
                     trial, cand, spec, time.monotonic(),
                 )  # fmt: skip
@@ -217,6 +226,14 @@ def search_loop(s: SearchState) -> None:
         executor.close()
     if s.stop_reason:
         s.notes.append(f"search stopped: {s.stop_reason}")
+
+
+def _known_outside(spec: Any, records: dict[int, TrialRecord]) -> dict[str, Any]:
+    """The quality-first outcome of a trial whose weights' perplexity is already known."""
+    source = records.get(spec.quality_from) if spec.quality_from else None
+    size = source["metrics"].get("weight_bytes") if source else None
+    note = f"perplexity known from trial {spec.quality_from} (the same weights)"
+    return {**screen.skipped_outcome(spec.quality, size, [note]), "timings_s": breakdown({}, 0.0)}
 
 
 def _skipped(reason: str) -> dict[str, Any]:
