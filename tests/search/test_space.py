@@ -130,9 +130,19 @@ def test_candidate_mapping_and_labels():
     low = Candidate("lowrank", {}, ({"method": "lowrank"},), "llamacpp", "q8_0", 1, 1)
     assert "cannot be exported to GGUF" in low.incompatible()
     assert Candidate.from_dict(torch.to_dict()) == torch
-    onnx = Candidate("int8", {}, ({"method": "int8-weight"},), "onnxruntime", None, 1, 1)
-    assert "not exported faithfully to ONNX" in onnx.incompatible()
-    assert Candidate("none", {}, (), "onnxruntime", None, 1, 1).incompatible() is None
+    # ONNX Runtime quantizes by its own weight format: torch's int8 stage is replaced
+    onnx = Candidate("int8", {}, ({"method": "int8-weight"},), "onnxruntime", "int8-b32-acc4", 1, 1)
+    plain = Candidate("none", {}, (), "onnxruntime", "int8-b32-acc4", 1, 1)
+    assert onnx.incompatible() is None and onnx.effective_stages() == []
+    assert onnx.key() == plain.key() and onnx.weights_key() == plain.weights_key()
+    assert onnx.label() == "none → ONNX Runtime int8-b32-acc4 · batch 1 · 1 thread"
+    assert onnx.params() == {
+        "method": "int8", "backend": "onnxruntime", "weights": "int8-b32-acc4",
+        "batch_size": 1, "threads": 1,
+    }  # fmt: skip
+    fp32 = Candidate("none", {}, (), "onnxruntime", "fp32", 1, 1)
+    assert fp32.weights_key() != plain.weights_key() != none.weights_key()
+    assert Candidate.from_dict(onnx.to_dict()) == onnx
 
 
 def test_suggest_asks_conditional_parameters_only_when_they_apply():
@@ -170,3 +180,72 @@ def test_without_backend_drops_its_start_points_and_says_why():
 def test_auto_threads():
     assert auto_threads(1) == (1,)
     assert auto_threads(8) == (1, 2, 4, 8)
+
+
+def _onnx_space(**over):
+    return _space(
+        backends={"torch": {}, "onnxruntime": {"weights": ["fp32", "int4", "int4-b64", "int8"]}},
+        **over,
+    )
+
+
+def test_onnx_weights_are_a_dimension_of_the_space():
+    space = _onnx_space()
+    assert dict(space.backends)["onnxruntime"] == (
+        "fp32", "int4-b32-acc4", "int4-b64-acc4", "int8-b32-acc4",
+    )  # fmt: skip
+    assert SearchSpace.from_dict(space.to_dict()) == space
+    assert space.to_dict()["backends"]["onnxruntime"] == {"weights": list(space.backends[1][1])}
+    onnx = [c for c in space.candidates() if c.backend == "onnxruntime"]
+    # int4-weight stages are replaced (none/int4 g32/int4 g128 run the same export); lowrank
+    # is not refused (the builder says if it cannot read the model)
+    assert {c.method for c in onnx} == {"none", "lowrank"}
+    assert len(onnx) == 2 * 4 * 2 * 2  # methods × weight formats × batch sizes × threads
+    defaults = _space(backends={"onnxruntime": {}})
+    assert dict(defaults.backends)["onnxruntime"] == ("fp32", "int4-b32-acc4", "int8-b32-acc4")
+
+
+@pytest.mark.parametrize(
+    ("backends", "message"),
+    [
+        ({"onnxruntime": {"weights": ["int4-g32"]}}, "unknown ONNX weight format 'int4-g32'"),
+        ({"onnxruntime": {"weights": ["int4", "int4-b32-acc4"]}}, "weight format twice"),
+        ({"onnxruntime": {"weights": []}}, "needs at least one value"),
+        ({"onnxruntime": {"qtype": ["q4_0"]}}, "unknown key(s) in backend 'onnxruntime'"),
+        ({"torch": {"weights": ["fp32"]}}, "unknown key(s) in backend 'torch'"),
+    ],
+)
+def test_bad_onnx_weights_are_refused_up_front(backends, message):
+    with pytest.raises(WattlmError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _space(backends=backends)
+
+
+def test_onnx_weights_are_suggested_and_started_under_the_backends_own_name():
+    space = _onnx_space(
+        start=[
+            {"method": "none", "backend": "onnxruntime", "weights": "int4", "batch_size": 8,
+             "threads": 2},
+        ]
+    )  # fmt: skip
+    assert space.start[0]["weights"] == "int4-b32-acc4"  # canonical spelling
+    assert space.start_params() == [
+        {"method": "none", "backend": "onnxruntime", "onnxruntime.weights": "int4-b32-acc4",
+         "batch_size": 8, "threads": 2}
+    ]  # fmt: skip
+    (cand,) = space.start_candidates()
+    assert (cand.backend, cand.qtype) == ("onnxruntime", "int4-b32-acc4")
+    trial = optuna.trial.FixedTrial(
+        {"method": "int4-weight", "int4-weight.group_size": 32, "backend": "onnxruntime",
+         "onnxruntime.weights": "int8-b32-acc4", "batch_size": 1, "threads": 1}
+    )  # fmt: skip
+    got = space.suggest(trial)
+    assert (got.qtype, got.effective_stages()) == ("int8-b32-acc4", [])
+    with pytest.raises(WattlmError, match="weights='int4-b128-acc4' is not in the space"):
+        _onnx_space(start=[{"method": "none", "backend": "onnxruntime", "weights": "int4-b128"}])
+
+
+def test_full_space_searches_onnx_weight_formats():
+    space = load_space("full")
+    formats = dict(space.backends)["onnxruntime"]
+    assert {"fp32", "int4-b32-acc4", "int8-b32-acc4", "int4-b32-acc4-qhead"} <= set(formats)
+    assert any(p.get("weights") == "int4-b32-acc4" for p in space.start)

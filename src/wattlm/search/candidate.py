@@ -1,19 +1,19 @@
 """``Candidate``: one point of the search space, resolved to what actually runs.
 
 A candidate is a compression method with its parameter values (already turned into recipe
-stages), a backend (with llama.cpp's GGUF type), a batch size and a thread count. Some
+stages), a backend (with the backend's own weight format, ``qtype``: llama.cpp's GGUF
+type, ONNX Runtime's ``fp32``/``int4-b32-acc4``…), a batch size and a thread count. Some
 combinations are mapped or refused, always the same way and with a stated reason:
 
-- llama.cpp quantizes the weights itself (``qtype``), so torch-side precision stages
-  (``cast``, ``int8-weight``, ``int4-weight``, ``int8-dynamic``) are dropped before the
-  GGUF export; e.g. *int4-weight + llama.cpp q4_0* runs exactly *none + llama.cpp q4_0*
-  (the search notices and reuses that trial instead of measuring it twice);
-- low-rank factorized layers have no place in llama.cpp's graph: refused;
-- ONNX Runtime runs a graph exported from the float model: torch's int8/int4 layers do
-  not export faithfully, so those stages with ONNX Runtime are refused.
+- llama.cpp and ONNX Runtime quantize the weights themselves (``qtype``), so torch-side
+  precision stages (``cast``, ``int8-weight``, ``int4-weight``, ``int8-dynamic``) are
+  dropped before their export; e.g. *int4-weight + llama.cpp q4_0* runs exactly *none +
+  llama.cpp q4_0* (the search notices and reuses that trial instead of measuring it
+  twice);
+- low-rank factorized layers have no place in llama.cpp's graph: refused.
 
 Each backend class declares its own rules (``replaces_stages``, ``refuses_stages``,
-``runs_gguf`` in :mod:`wattlm.bench.backends`); this module only applies them.
+``weight_option()`` in :mod:`wattlm.bench.backends`); this module only applies them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from wattlm.bench.backends import BACKEND_LABELS
 
 
 def _backend(name: str) -> Any:
-    """The backend class: it says which stages it replaces or refuses, and if it runs GGUF."""
+    """The backend class: it says which stages it replaces or refuses, and whether it has
+    weight formats of its own."""
     from wattlm.bench.backends import backend_class
 
     return backend_class(name)
@@ -46,6 +47,9 @@ class Candidate:
         ...               ({"method": "int4-weight", "group_size": 32},), "llamacpp", "q4_0", 8, 2)
         >>> c.effective_stages(), c.label()
         ([], 'none → llama.cpp q4_0 · batch 8 · 2 threads')
+        >>> o = Candidate("none", {}, (), "onnxruntime", "int4-b32-acc4", 8, 2)
+        >>> o.params()["weights"]
+        'int4-b32-acc4'
     """
 
     method: str
@@ -57,7 +61,8 @@ class Candidate:
     threads: int = 1
 
     def effective_stages(self) -> list[dict[str, Any]]:
-        """The stages actually applied (llama.cpp drops torch-side precision stages)."""
+        """The stages actually applied (a backend quantizing by its own weight format drops
+        torch-side precision stages)."""
         replaced = _backend(self.backend).replaces_stages
         return [dict(s) for s in self.stages if s["method"] not in replaced]
 
@@ -73,15 +78,16 @@ class Candidate:
 
     def weights_key(self) -> str:
         """Identity of the weights (perplexity depends on nothing else)."""
-        qtype = self.qtype if _backend(self.backend).runs_gguf else None
+        qtype = self.qtype if _backend(self.backend).weight_option() else None
         return canonical([self.effective_stages(), qtype])
 
     def params(self) -> dict[str, Any]:
         """The choices as a flat, readable dict (the record's ``params``)."""
         out: dict[str, Any] = {"method": self.method, **self.method_params}
         out["backend"] = self.backend
-        if _backend(self.backend).runs_gguf:
-            out["qtype"] = self.qtype
+        option = _backend(self.backend).weight_option()
+        if option:
+            out[option] = self.qtype
         out.update(batch_size=self.batch_size, threads=self.threads)
         return out
 
@@ -89,14 +95,14 @@ class Candidate:
         """Short human description, e.g. ``int4-weight g32 → torch · batch 8 · 2 threads``."""
         effective = self.effective_stages()
         method, params = self.method, self.method_params
-        if len(effective) < len(self.stages):  # llama.cpp dropped precision stages: say so
+        if len(effective) < len(self.stages):  # the backend dropped precision stages: say so
             method = "+".join(s["method"] for s in effective) or "none"
             used = [v for s in effective for v in s.values()]
             params = {k: v for k, v in params.items() if v in used}
         extra = " ".join(_short(k, v) for k, v in params.items())
         method = f"{method} {extra}".strip()
         backend = BACKEND_LABELS.get(self.backend, self.backend)
-        if _backend(self.backend).runs_gguf:
+        if _backend(self.backend).weight_option():
             backend += f" {self.qtype}"
         threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
         return f"{method} → {backend} · batch {self.batch_size} · {threads}"

@@ -143,8 +143,14 @@ def build_variant(
         return base, base.gguf_path.stat().st_size, ["llama.cpp runs the model's own GGUF file"]
     stages = cand.effective_stages()
     gguf = backend_class(cand.backend).runs_gguf
+    replaced = [s["method"] for s in cand.stages if s not in stages]
+    own = (  # a backend with weight formats of its own, not GGUF (ONNX Runtime)
+        [f"stage(s) {', '.join(replaced)} not applied: {cand.backend} runs {cand.qtype} weights"]
+        if replaced and not gguf
+        else []
+    )
     if not stages and not gguf:
-        return base, weight_bytes(base.model), []
+        return base, weight_bytes(base.model), own
     timings = {} if timings is None else timings
     label = f"{base.spec} [trial {spec.number}: {cand.label()}]"
     cached = gguf_cache_path(spec)
@@ -170,7 +176,7 @@ def build_variant(
     add_timing(timings, "compress_s", time.perf_counter() - copied)
     if not gguf:
         loaded = LoadedModel(model, base.tokenizer, label, task=base.task, compression=log)
-        return loaded, weight_bytes(model), []
+        return loaded, weight_bytes(model), own
     from wattlm.export.gguf_weights import load_gguf_weights_
     from wattlm.export.gguf_writer import export_gguf
 
@@ -259,6 +265,7 @@ def bench_config(spec: TrialSpec, model: Any) -> Any:
         ppl_max_length=spec.ppl_max_length,
         ppl_stride=spec.ppl_stride,
         ppl_max_tokens=s.ppl_max_tokens,
+        **backend_class(spec.candidate.backend).weight_config(spec.candidate.qtype),
     )
 
 

@@ -12,6 +12,7 @@ methods:                       # compression choices; each one is a list of reci
 backends:
   torch: {}
   llamacpp: {qtype: [q4_0, q4_1, q8_0]}       # GGUF type written for llama.cpp
+  onnxruntime: {weights: [fp32, int4-b32, int8]}  # ONNX Runtime's own weight format
 batch_sizes: [1, 8]
 threads: auto                  # or a list; auto = 1, 2, 4, … up to the usable cores
 start:                         # evaluated first (after the baseline); omitted keys are sampled
@@ -33,26 +34,34 @@ from typing import Any
 
 from wattlm._config import Config, check_keys, is_int
 from wattlm.bench.backends import BACKEND_NAMES, backend_class
+from wattlm.bench.backends.base import GGUF_DEFAULT_QTYPES
 from wattlm.errors import WattlmError
 from wattlm.search.candidate import Candidate, canonical
 
 SPACE_KEYS = ("name", "description", "methods", "backends", "batch_sizes", "threads", "start")
 METHOD_KEYS = ("stages", "params", "description")
-DEFAULT_QTYPES = ("q4_0", "q4_1", "q5_0", "q8_0")
+DEFAULT_QTYPES = GGUF_DEFAULT_QTYPES
 SHIPPED = ("default", "quick", "full")
 
 
 def backend_options(name: str) -> tuple[str, ...]:
-    """The options a space may give backend ``name``: a GGUF backend's ``qtype`` list.
+    """The options a space may give backend ``name``: the list of its own weight formats
+    (a candidate's ``qtype``), under the name the backend class gives it.
 
     Example:
-        >>> backend_options("llamacpp"), backend_options("torch")
-        (('qtype',), ())
+        >>> backend_options("llamacpp"), backend_options("onnxruntime"), backend_options("torch")
+        (('qtype',), ('weights',), ())
     """
-    return ("qtype",) if backend_class(name).runs_gguf else ()
+    option = backend_class(name).weight_option()
+    return (option,) if option else ()
 
 
-#: Optuna parameter names of the fixed dimensions
+def weight_param(backend: str) -> str:
+    """The Optuna parameter of a backend's own weight format, e.g. ``llamacpp.qtype``."""
+    return f"{backend}.{backend_options(backend)[0]}"
+
+
+#: Optuna parameter names of the fixed dimensions (``P_QTYPE``: llama.cpp's weight format)
 P_METHOD, P_BACKEND, P_QTYPE, P_BATCH, P_THREADS = (
     "method",
     "backend",
@@ -227,16 +236,9 @@ class SearchSpace(Config):
             where = f"backend {name!r} of {source}"
             opts = check_keys(opts or {}, backend_options(name), where)
             qtypes: tuple[str, ...] = ()
-            if "qtype" in backend_options(name):
-                from wattlm.export.gguf_writer import QTYPES
-
-                qtypes = tuple(map(str, _choices(opts.get("qtype", DEFAULT_QTYPES), where)))
-                bad = [q for q in qtypes if q not in QTYPES]
-                if bad:
-                    raise WattlmError(
-                        f"{where}: unknown GGUF type(s) {', '.join(bad)}",
-                        hint=f"choose from: {', '.join(QTYPES)}",
-                    )
+            for option in backend_options(name):  # the backend's own weight formats
+                given = _choices(opts[option], where) if option in opts else None
+                qtypes = backend_class(name).weight_formats(given, where)
             backends.append((name, qtypes))
         threads_in = data.get("threads", "auto")
         threads = (
@@ -264,15 +266,15 @@ class SearchSpace(Config):
         if not isinstance(point, dict) or "method" not in point:
             raise WattlmError(f"{where} needs at least a 'method'")
         method = self.method(point["method"], where)
-        valid = (
-            "method",
-            *(p for p, _ in method.params),
-            "backend",
-            "qtype",
-            "batch_size",
-            "threads",
-        )
-        check_keys(point, valid, where)
+        options = tuple(dict.fromkeys(o for b, _ in self.backends for o in backend_options(b)))
+        valid = ("method", *(p for p, _ in method.params), "backend", *options)
+        check_keys(point, (*valid, "batch_size", "threads"), where)
+        point = dict(point)
+        backend = point.get("backend")
+        for option in options:
+            if option in point and backend in backend_options_of(self, option):
+                # the backend's canonical spelling (``int4`` is ``int4-b32-acc4``)
+                point[option] = backend_class(backend).weight_formats(point[option], where)[0]
         for key, value in point.items():
             if value not in self._dimension(key, method, point.get("backend")):
                 raise WattlmError(
@@ -285,10 +287,13 @@ class SearchSpace(Config):
         fixed = {
             "method": tuple(m.name for m in self.methods),
             "backend": tuple(b for b, _ in self.backends),
-            "qtype": tuple(dict.fromkeys(q for _, qtypes in self.backends for q in qtypes)),
             "batch_size": self.batch_sizes,
             "threads": self.threads,
         }
+        owners = backend_options_of(self, key)
+        if owners:  # a weight-format option: the formats of that backend (or of all its owners)
+            chosen = (backend,) if backend in owners else owners
+            return tuple(dict.fromkeys(q for b, qs in self.backends if b in chosen for q in qs))
         return fixed[key] if key in fixed else dict(method.params)[key]
 
     def method(self, name: str, where: str = "search space") -> MethodChoice:
@@ -313,7 +318,7 @@ class SearchSpace(Config):
                 for m in self.methods
             },
             "backends": {
-                b: ({"qtype": list(q)} if backend_options(b) else {}) for b, q in self.backends
+                b: {o: list(q) for o in backend_options(b)} for b, q in self.backends
             },
             "batch_sizes": list(self.batch_sizes),
             "threads": list(self.threads),
@@ -336,7 +341,8 @@ class SearchSpace(Config):
         """Define-by-run: ask ``trial`` (an Optuna trial) for one candidate.
 
         Conditional parameters are asked only when they apply: ``<method>.<param>`` for
-        the chosen method, ``llamacpp.qtype`` only on llama.cpp.
+        the chosen method, ``<backend>.<option>`` (``llamacpp.qtype``,
+        ``onnxruntime.weights``) only on a backend with weight formats of its own.
         """
         method = self.method(trial.suggest_categorical(P_METHOD, [m.name for m in self.methods]))
         values = {
@@ -345,7 +351,8 @@ class SearchSpace(Config):
         backend = trial.suggest_categorical(P_BACKEND, [b for b, _ in self.backends])
         qtype = None
         if backend_options(backend):
-            qtype = trial.suggest_categorical(P_QTYPE, list(dict(self.backends)[backend]))
+            formats = list(dict(self.backends)[backend])
+            qtype = trial.suggest_categorical(weight_param(backend), formats)
         batch = trial.suggest_categorical(P_BATCH, list(self.batch_sizes))
         threads = trial.suggest_categorical(P_THREADS, list(self.threads))
         return Candidate(
@@ -374,8 +381,10 @@ class SearchSpace(Config):
         for point in self.start:
             params = {}
             for key, value in point.items():
-                if key == "qtype":
-                    params[P_QTYPE] = value
+                owners = backend_options_of(self, key)
+                if owners:  # a weight format: of the point's backend, else of its owner
+                    backend = point.get("backend") if point.get("backend") in owners else owners[0]
+                    params[weight_param(backend)] = value
                 elif key in (P_METHOD, P_BACKEND, P_BATCH, P_THREADS):
                     params[key] = value
                 else:
@@ -391,8 +400,10 @@ class SearchSpace(Config):
             values = {p: point.get(p) for p, _ in method.params}
             backend = point.get("backend")
             needed = [backend, point.get("batch_size"), point.get("threads"), *values.values()]
-            if backend in BACKEND_NAMES and backend_options(backend):
-                needed.append(point.get("qtype"))
+            options = backend_options(backend) if backend in BACKEND_NAMES else ()
+            qtype = point.get(options[0]) if options else None
+            if options:
+                needed.append(qtype)
             if any(v is None for v in needed):
                 continue
             out.append(
@@ -401,7 +412,7 @@ class SearchSpace(Config):
                     values,
                     method.resolve(values),
                     backend,
-                    point.get("qtype"),
+                    qtype,
                     point["batch_size"],
                     point["threads"],
                 )
@@ -410,6 +421,11 @@ class SearchSpace(Config):
 
     def fingerprint(self) -> str:
         return canonical(self.to_dict())
+
+
+def backend_options_of(space: SearchSpace, option: str) -> tuple[str, ...]:
+    """The backends of ``space`` whose weight formats are given under ``option``."""
+    return tuple(b for b, _ in space.backends if option in backend_options(b))
 
 
 def space_file(spec: str) -> Path:

@@ -5,7 +5,9 @@ trial is spent on a configuration that can only fail: e.g. ``int4-weight`` group
 on SmolLM2-135M, whose 576 input features 128 does not divide. The check follows the
 layer shapes through the stages in order (``prune-ffn`` narrows the MLP's down
 projection, rounded as it rounds) and tests each group-wise quantization stage against
-the layers it would quantize.
+the layers it would quantize. A backend's own weight formats are checked by the backend
+class (:meth:`~wattlm.bench.backends.base.Backend.weight_format_problem`): e.g. ONNX
+Runtime's ``int4-b128-acc4``, whose block size 128 does not divide 576 either.
 
 A parameter value is dropped when every combination using it fails; a method when all
 of its combinations fail. The dropped choices are listed in the record
@@ -17,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from wattlm.search.space import MethodChoice, SearchSpace
+from wattlm.bench.backends import backend_class
+from wattlm.search.space import MethodChoice, SearchSpace, backend_options
 
 #: stage methods that quantize group-wise along the input features (``group_size``)
 GROUPWISE = ("int4-weight", "gptq")
@@ -79,7 +82,9 @@ def check_space(space: SearchSpace, shapes: ModelShapes) -> tuple[SearchSpace, l
     """``space`` without the choices that cannot be built for the model, and those choices.
 
     Each dropped choice is ``{"method", "param", "value", "reason"}`` (``param`` and
-    ``value`` are ``None`` when the whole method goes).
+    ``value`` are ``None`` when the whole method goes); a backend's weight format is
+    ``{"method": None, "backend", "param", "value", "reason"}`` (``param`` the space's
+    option, e.g. ``weights``; the whole backend goes when none of its formats is left).
     """
     kept_methods: list[MethodChoice] = []
     dropped: list[dict[str, Any]] = []
@@ -105,6 +110,7 @@ def check_space(space: SearchSpace, shapes: ModelShapes) -> tuple[SearchSpace, l
                     keep.append(value)
             params.append((name, tuple(keep)))
         kept_methods.append(dataclasses.replace(method, params=tuple(params)))
+    backends = _check_backends(space, shapes, dropped)
     if not dropped:
         return space, []
     if not kept_methods:
@@ -115,23 +121,71 @@ def check_space(space: SearchSpace, shapes: ModelShapes) -> tuple[SearchSpace, l
             + "; ".join(f"{d['method']}: {d['reason']}" for d in dropped),
             hint="edit the space's group sizes to divide the model's layer widths",
         )
+    if not backends:
+        from wattlm.errors import WattlmError
+
+        raise WattlmError(
+            "no backend of the search space can run this model: "
+            + "; ".join(f"{_choice(d)}: {d['reason']}" for d in dropped if d.get("backend")),
+            hint="edit the space's weight formats to fit the model's layer widths",
+        )
     names = {m.name: m for m in kept_methods}
-    start = tuple(p for p in space.start if _start_kept(p, names))
+    start = tuple(p for p in space.start if _start_kept(p, names, dict(backends)))
     notes = tuple(
         f"dropped from the space for this model: {_choice(d)} ({d['reason']})" for d in dropped
     )
     checked = dataclasses.replace(
-        space, methods=tuple(kept_methods), start=start, notes=(*space.notes, *notes)
+        space,
+        methods=tuple(kept_methods),
+        backends=backends,
+        start=start,
+        notes=(*space.notes, *notes),
     )
     return checked, dropped
 
 
-def _start_kept(point: dict[str, Any], methods: dict[str, MethodChoice]) -> bool:
+def _check_backends(
+    space: SearchSpace, shapes: ModelShapes, dropped: list[dict[str, Any]]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The space's backends without the weight formats that cannot be built (those are
+    appended to ``dropped``); a backend none of whose formats is left goes too."""
+    kept = []
+    for name, formats in space.backends:
+        cls = backend_class(name)
+        keep = []
+        for value in formats:
+            problem = cls.weight_format_problem(value, shapes.inputs)
+            if problem is None:
+                keep.append(value)
+                continue
+            option = backend_options(name)[0]
+            entry = {"method": None, "backend": name, "param": option, "value": value}
+            dropped.append({**entry, "reason": problem})
+        if formats and not keep:
+            continue
+        kept.append((name, tuple(keep)))
+    return tuple(kept)
+
+
+def _start_kept(
+    point: dict[str, Any],
+    methods: dict[str, MethodChoice],
+    backends: dict[str, tuple[str, ...]],
+) -> bool:
     method = methods.get(point["method"])
     if method is None:
         return False
+    backend = point.get("backend")
+    if backend is not None:
+        if backend not in backends:
+            return False
+        options = backend_options(backend)
+        if options and options[0] in point and point[options[0]] not in backends[backend]:
+            return False
     return all(point[p] in values for p, values in method.params if p in point)
 
 
 def _choice(d: dict[str, Any]) -> str:
+    if d.get("backend"):
+        return f"{d['backend']} {d['param']}={d['value']}"
     return d["method"] if d["param"] is None else f"{d['method']} {d['param']}={d['value']}"
