@@ -317,9 +317,7 @@ class SearchSpace(Config):
                 }
                 for m in self.methods
             },
-            "backends": {
-                b: {o: list(q) for o in backend_options(b)} for b, q in self.backends
-            },
+            "backends": {b: {o: list(q) for o in backend_options(b)} for b, q in self.backends},
             "batch_sizes": list(self.batch_sizes),
             "threads": list(self.threads),
             "start": [dict(s) for s in self.start],
