@@ -208,6 +208,8 @@ def all_positions_graph(onnx_path: str | Path) -> Path | None:
     if all(index not in node.input for node in graph.node):
         for init in [i for i in graph.initializer if i.name == index]:
             graph.initializer.remove(init)
+        for node in [n for n in graph.node if n.op_type == "Constant" and index in n.output]:
+            graph.node.remove(node)
     dims = logits.type.tensor_type.shape.dim
     if len(dims) == 3:
         dims[1].dim_param = "sequence_length"
