@@ -116,10 +116,12 @@ class TrialRecord(TypedDict):
     qtype: NotRequired[str | None]
     batch_size: int
     threads: int
-    state: str  # complete | failed | infeasible
+    state: str  # complete | failed | infeasible | pruned
     feasible: bool
     stage: str  # screen | full
     error: str | None
+    #: why the screen stopped the trial early (``wattlm.search.screen``), ``None``: it did not
+    early_stop: NotRequired[str | None]
     metrics: OptimizeMetrics
     screen_metrics: NotRequired[OptimizeMetrics | None]
     pareto: bool
