@@ -17,6 +17,8 @@ from wattlm.cli.main import main
         (["--model", "missing/model.gguf"], "model file not found"),
         (["--model", "no-such-asset"], "model not found: 'no-such-asset'"),
         (["--meter", "kill-a-watt"], "unknown meter"),
+        (["--onnx-weights", "int4-g32"], "unknown ONNX weight format 'int4-g32'"),
+        (["--onnx-weights", "int3"], "ONNX weight format 'int3': no 3 bits"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys):
