@@ -83,3 +83,33 @@ def test_trial_runs_the_candidates_format_on_the_float_model(tmp_path):
     torch_spec = TrialSpec(1, Candidate("none", {}, (), "torch", None, 1, 1), "screen", SCREEN,
                            "decode-energy", "tiny", "wiki-sample")  # fmt: skip
     assert bench_config(torch_spec, base).onnx_weights == "fp32"
+
+
+def test_onnx_int4_trial_is_scored_on_onnx_runtimes_own_logits(tiny_model_dir, text_file, tmp_path):
+    pytest.importorskip("onnxruntime_genai")
+    from wattlm.models.load import load_model
+    from wattlm.report.result import load_result
+    from wattlm.search.config import StageSettings
+    from wattlm.search.evaluate import BenchEvaluator, register_base_model
+
+    base = load_model(tiny_model_dir)
+    register_base_model(tiny_model_dir, "cpu", base)
+    stages = ({"method": "int8-weight"},)  # replaced: ONNX Runtime quantizes the float model
+    cand = Candidate("int8-weight", {}, stages, "onnxruntime", "int4-b16-acc4", 2, 1)
+    settings = StageSettings(
+        prompt_tokens=16, new_tokens=4, warmup=0, repeats=2, ppl_max_tokens=200
+    )
+    spec = TrialSpec(
+        3, cand, "screen", settings, "decode-energy", base.spec, str(text_file), meter="estimate",
+        ppl_max_length=64, ppl_stride=32, out_dir=str(tmp_path / "trial"),
+    )  # fmt: skip
+    out = BenchEvaluator()(spec)
+    assert out["error"] is None, out["error"]
+    result = load_result(tmp_path / "trial" / "screen")
+    (run,) = result["runs"]
+    assert (run["backend"], run["dtype"]) == ("onnxruntime", "int4-b16-acc4")
+    served = result["runtime_quality"]["onnxruntime"]
+    assert "ONNX Runtime logits" in served["method"]
+    assert served["value"] != result["quality"]["value"]  # 4-bit weights: not torch's figure
+    assert out["metrics"]["perplexity"] == pytest.approx(served["value"])
+    assert any("int8-weight not applied" in n for n in out["notes"])
