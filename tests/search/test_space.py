@@ -242,6 +242,9 @@ def test_onnx_weights_are_suggested_and_started_under_the_backends_own_name():
     assert (got.qtype, got.effective_stages()) == ("int8-b32-acc4", [])
     with pytest.raises(WattlmError, match="weights='int4-b128-acc4' is not in the space"):
         _onnx_space(start=[{"method": "none", "backend": "onnxruntime", "weights": "int4-b128"}])
+    both = {"llamacpp": {"qtype": ["q4_0"]}, "onnxruntime": {"weights": ["int4"]}}
+    with pytest.raises(WattlmError, match="backend 'onnxruntime' takes no 'qtype'"):
+        _space(backends=both, start=[{"method": "none", "backend": "onnxruntime", "qtype": "q4_0"}])
 
 
 def test_full_space_searches_onnx_weight_formats():

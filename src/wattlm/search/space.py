@@ -272,6 +272,11 @@ class SearchSpace(Config):
         point = dict(point)
         backend = point.get("backend")
         for option in options:
+            if option in point and backend is not None and option not in backend_options(backend):
+                raise WattlmError(
+                    f"{where}: backend {backend!r} takes no {option!r}",
+                    hint=f"its weight formats: {', '.join(backend_options(backend)) or 'none'}",
+                )
             if option in point and backend in backend_options_of(self, option):
                 # the backend's canonical spelling (``int4`` is ``int4-b32-acc4``)
                 point[option] = backend_class(backend).weight_formats(point[option], where)[0]
