@@ -16,7 +16,6 @@ from wattlm._files import write_json
 from wattlm._progress import Steps, steps
 from wattlm._version import __version__
 from wattlm.bench.backends import BACKENDS, backend_class
-from wattlm.bench.backends.base import Backend
 from wattlm.bench.config import BenchConfig
 from wattlm.bench.fidelity import Reference
 from wattlm.bench.isolated import add_timing, run_phases_in_child
@@ -66,7 +65,7 @@ def resolve_backends(config: BenchConfig, loaded: LoadedModel) -> list[str]:
 def _export(name: str, loaded: LoadedModel, config: BenchConfig, workdir: Path, ui: Steps):
     """What backend ``name`` runs instead of the loaded model (exported into ``workdir``)."""
     cls = backend_class(name)
-    if cls.export.__func__ is Backend.export.__func__:  # it runs the loaded model itself
+    if not cls.runs_an_export():  # it runs the loaded model itself
         return None
     advance = ui.add(f"export for {name}")
     exported = cls.export(loaded, config, workdir / name)

@@ -26,14 +26,17 @@ from typing import Any, Protocol
 
 from wattlm.bench.backends import backend_class
 from wattlm.bench.phases import stopping
+from wattlm.bench.served_quality import put_served, served_entry
 from wattlm.search import screen
 from wattlm.search.candidate import Candidate
 from wattlm.search.config import StageSettings
 from wattlm.search.metrics import empty_metrics, metrics_from_result
+from wattlm.search.reference import load_cached
 
 #: the per-stage breakdown of a trial's wall time (``timings_s`` of its record), seconds:
 #: copy of the float model, compression stages, GGUF export (and the dequantized reload),
-#: tokenizing the texts, perplexity, the backend's own export (ONNX), starting the
+#: tokenizing the texts, perplexity (torch), the backend's own export (ONNX), quality on
+#: the runtime that serves (its own perplexity, KL against the baseline), starting the
 #: measurement process, building the backend (model load), the bench runs, the rest
 TIMING_KEYS = (
     "copy_s",
@@ -41,6 +44,7 @@ TIMING_KEYS = (
     "export_s",
     "tokenize_s",
     "quality_s",
+    "served_quality_s",
     "process_start_s",
     "model_load_s",
     "bench_s",
@@ -77,6 +81,9 @@ class TrialSpec:
     notes: tuple[str, ...] = field(default=())
     #: folder of the run's caches (GGUF exports by weights); ``None``: no cache
     cache_dir: str | None = None
+    #: the baseline's next-token distribution (:mod:`wattlm.search.reference`): trials
+    #: measure KL divergence and top-1 agreement against it; ``None``: no fidelity
+    reference_path: str | None = None
     #: screen stage: a perplexity above this ends the trial before its bench (quality first,
     #: :mod:`wattlm.search.screen`); ``None``: no such rung
     quality_limit: float | None = None
@@ -303,12 +310,18 @@ class BenchEvaluator:
                 return {**outcome, "seconds": seconds, "timings_s": breakdown(timings, seconds)}
             measured = replace(spec, quality=first) if first is not None else spec
             cfg = bench_config(measured, loaded)
+            reference = None
+            if spec.reference_path is not None and measured.quality is None:
+                reference = load_cached(spec.reference_path)
             with stopping(screen.stop_rule(spec)):
-                result = bench(cfg, model=loaded, progress=False, timings=timings)
+                result = bench(
+                    cfg, model=loaded, progress=False, timings=timings, reference=reference
+                )
+            backend = spec.candidate.backend
             if first is not None:
-                result["quality"] = dict(first)
+                put_served(result, backend, first)
             if spec.quality is not None:
-                result["quality"] = dict(spec.quality)
+                put_served(result, backend, spec.quality)
                 source = "the baseline" if spec.quality_from == 0 else f"trial {spec.quality_from}"
                 notes.append(f"perplexity was measured once on these weights ({source}) and reused")
             result["notes"] = [*result["notes"], *notes, *spec.notes]
@@ -328,7 +341,7 @@ class BenchEvaluator:
             early_stop = screen.pruned_reason(spec, metrics)
             return {
                 "metrics": metrics,
-                "quality": result["quality"],
+                "quality": served_entry(result, spec.candidate.backend),
                 "result_path": result_path,
                 "energy_source": result["energy"]["source"],
                 "notes": [*notes, early_stop] if early_stop else notes,

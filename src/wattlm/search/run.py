@@ -176,6 +176,14 @@ def _load_base(s: SearchState) -> None:
     from wattlm.models.fingerprint import state_dict_sha256
 
     s.model_fingerprint = state_dict_sha256(s.base.model)  # the quality cache's key
+    from wattlm.search.reference import ensure_reference
+
+    s.ui.stage("the baseline's next-token distribution (for KL and top-1 agreement)")
+    s.reference_path = str(
+        ensure_reference(
+            s.base, fingerprint=s.model_fingerprint, data=s.cfg.data, device=s.cfg.device
+        )
+    )
 
 
 # -- baseline and peer --------------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 A screened trial is measured in rungs, each cheaper than what it can spare:
 
-1. **Quality first.** When the trial's weights have no perplexity yet, torch scores them
-   on the screen's text slice *before* any energy is measured. A perplexity above
+1. **Quality first.** When the trial's weights have no perplexity yet, they are scored on
+   the screen's text slice *before* any energy is measured, on the runtime that serves
+   them (llama.cpp's own log-probabilities for GGUF; torch for torch; a backend that runs
+   an export of its own, ONNX Runtime, is scored by the bench after its export), with
+   KL divergence and top-1 agreement against the baseline. A perplexity above
    ``quality_limit`` (the baseline's screen perplexity × (1 + budget + margin): clearly
    outside the budget, even allowing for the slice's difference from the full text) ends
    the trial there: ``early_stop`` = :data:`QUALITY_SKIP`, no energy figure.
@@ -98,17 +101,17 @@ def pruned_reason(spec: Any, metrics: dict[str, Any]) -> str | None:
 
 
 def measure_quality(loaded: Any, spec: Any) -> dict[str, Any]:
-    """Torch's perplexity of ``loaded`` on the stage's slice of the test text, as ``bench``
-    writes it (``value``, ``tokens``, …, ``data``, ``split``, ``backend``, ``dtype``)."""
-    from wattlm.bench.quality import perplexity
-    from wattlm.data.text import load_text
+    """The perplexity of ``loaded`` on the stage's slice of the test text, measured on the
+    runtime that serves it (llama.cpp's own log-probabilities for a GGUF backend; torch's
+    for torch), with its fidelity to the baseline when the spec names a reference: the
+    entry ``bench`` would give (:func:`~wattlm.bench.served_quality.measure_served`)."""
+    from wattlm.bench.served_quality import measure_served
+    from wattlm.search.evaluate import bench_config
+    from wattlm.search.reference import load_cached
 
-    text = load_text(spec.data, split="test")
-    ids = loaded.tokenizer(text).input_ids[: spec.settings.ppl_max_tokens]
-    window = min(spec.ppl_max_length, loaded.context_length or spec.ppl_max_length)
-    ppl = perplexity(loaded.model, ids, max_length=window, stride=min(spec.ppl_stride, window))
-    dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
-    return {**ppl.to_dict(), "data": spec.data, "split": "test", "backend": "torch", "dtype": dtype}
+    reference = load_cached(spec.reference_path) if spec.reference_path else None
+    cfg = bench_config(spec, loaded)
+    return measure_served(loaded, cfg, spec.candidate.backend, reference=reference)
 
 
 def quality_first(loaded: Any, spec: Any, timings: dict[str, float]) -> dict[str, Any] | None:
@@ -116,6 +119,10 @@ def quality_first(loaded: Any, spec: Any, timings: dict[str, float]) -> dict[str
     or already known); the seconds go to ``timings["quality_s"]``."""
     if spec.quality is not None or spec.quality_limit is None:
         return None
+    from wattlm.bench.backends import backend_class
+
+    if backend_class(spec.candidate.backend).runs_an_export():
+        return None  # its quality needs the export the bench makes: measured there
     from wattlm.bench.isolated import add_timing
 
     started = time.perf_counter()
@@ -138,7 +145,13 @@ def skipped_outcome(
     from wattlm.search.metrics import empty_metrics
 
     metrics = empty_metrics()
-    metrics.update(perplexity=quality["value"], weight_bytes=weight_bytes)
+    fidelity = quality.get("fidelity") or {}
+    metrics.update(
+        perplexity=quality["value"],
+        kl_mean=fidelity.get("kl_mean"),
+        top1_agreement=fidelity.get("top1_agreement"),
+        weight_bytes=weight_bytes,
+    )
     return {
         "metrics": metrics,
         "quality": quality,

@@ -70,6 +70,9 @@ class SearchState:
     peer_same_batch: TrialRecord | None = None
     #: SHA-256 of the baseline's weights (real searches): the on-disk quality cache's key
     model_fingerprint: str | None = None
+    #: the baseline's cached next-token distribution (real searches): trials measure KL
+    #: divergence and top-1 agreement against it (see :mod:`wattlm.search.reference`)
+    reference_path: str | None = None
 
     # set while the search runs
     study: optuna.Study = field(init=False)
@@ -171,6 +174,7 @@ class SearchState:
             quality_from=cached["from"] if cached else None,
             peer=peer,
             cache_dir=str(self.out / "cache"),
+            reference_path=self.reference_path,
             quality_limit=quality_limit,
             stop_above=stop_above,
         )
@@ -212,6 +216,7 @@ class SearchState:
             "max_length": cfg.ppl_max_length,
             "stride": cfg.ppl_stride,
             "device": cfg.device,
+            "fidelity": self.reference_path is not None,
         }
 
     def baseline_ppl(self, stage: str) -> float:

@@ -195,6 +195,18 @@ class Backend(ABC):
         return f"{', '.join(bad)} {cls.refusal}" if bad else None
 
     @classmethod
+    def runs_an_export(cls) -> bool:
+        """Whether the backend runs an export of the model (:meth:`export`) rather than
+        the loaded model itself.
+
+        Example:
+            >>> from wattlm.bench.backends import backend_class
+            >>> backend_class("onnxruntime").runs_an_export(), backend_class("torch").runs_an_export()
+            (True, False)
+        """
+        return cls.export.__func__ is not Backend.export.__func__
+
+    @classmethod
     @contextlib.contextmanager
     def log_probs(
         cls, loaded: LoadedModel, config: BenchConfig, exported: dict[str, Any] | None = None
