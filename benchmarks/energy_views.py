@@ -7,9 +7,10 @@ window records its wall time, CPU time and resident memory, so the v1 figure
 (``estimate:cpu-tdp-v1``: CPU time x per-core active power + DRAM) is recomputed from the
 very same windows: the three columns differ only by the estimator, never by the run.
 
-Then perplexity on the test split: torch on the dequantized GGUF weights (what bench
-reports) and llama.cpp scoring the GGUF itself (its hidden states x the output matrix;
-see ``wattlm.bench.backends.llamacpp_logprobs``), same tokens, same windows.
+Perplexity on the test split comes from the first run's result: torch on the dequantized
+GGUF weights (``quality``) and llama.cpp scoring the GGUF itself (``runtime_quality``: its
+hidden states x the output matrix; see ``wattlm.bench.backends.llamacpp_logprobs``), same
+tokens, same windows.
 
 Run it alone on the machine (a parallel job falsifies the figures):
 
@@ -56,22 +57,6 @@ def _row(run: dict, v1_meter: CpuEstimateMeter) -> str:
     )
 
 
-def _perplexities(model: str, tokens: int, threads: int) -> tuple[float, float, int]:
-    from wattlm.bench.backends.llamacpp_logprobs import LlamaCppLogProbs
-    from wattlm.bench.quality import perplexity
-    from wattlm.data.text import load_text
-    from wattlm.models.load import load_model
-
-    lm = load_model(model)
-    if lm.gguf_path is None:
-        raise SystemExit(f"{model} is not a GGUF model: llama.cpp cannot score it")
-    ids = lm.tokenizer(load_text("wiki-sample", "test")).input_ids[: tokens + 1]
-    torch_ppl = perplexity(lm.model, ids, max_length=512, stride=256)
-    with LlamaCppLogProbs(lm.gguf_path, threads=threads, window=512) as fn:
-        cpp_ppl = perplexity(fn, ids, max_length=512, stride=256)
-    return torch_ppl.value, cpp_ppl.value, torch_ppl.tokens
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
@@ -86,7 +71,7 @@ def main() -> None:
 
     start = time.perf_counter()
     v1_meter = CpuEstimateMeter()
-    rows = []
+    rows, quality = [], None
     for t in threads:
         cfg = BenchConfig(
             model=args.model,
@@ -95,12 +80,16 @@ def main() -> None:
             threads=t,
             repeats=args.repeats,
             meter="estimate",
-            ppl_max_tokens=256,
+            quality=quality is None,  # once: perplexity does not depend on threads
+            ppl_max_tokens=args.ppl_tokens + 1,
         )
         result = bench(cfg, out_dir=args.out / f"threads-{t}")
         source = result["runs"][0]["energy_source"]
         rows += [_row(run, v1_meter) for run in result["runs"]]
-    torch_ppl, cpp_ppl, scored = _perplexities(args.model, args.ppl_tokens, max(threads))
+        if quality is None:
+            quality = (result["quality"], result["runtime_quality"]["llamacpp"])
+    torch_q, cpp_q = quality
+    torch_ppl, cpp_ppl, scored = torch_q["value"], cpp_q["value"], torch_q["tokens"]
 
     print(f"\n{args.model}: decode energy per token (J), energy source {source}; v1 recomputed")
     print("from the same windows. Total: median [95% CI] and the estimate's band.\n")
