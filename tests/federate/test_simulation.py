@@ -46,6 +46,16 @@ def test_two_clients_one_round_writes_a_valid_record(tiny_setup, tmp_path):
     expected = sum(c["energy_j"] for c in rnd["clients"]) + rnd["server"]["aggregate_energy_j"]
     assert t["energy_j"] == pytest.approx(expected)
     assert [p["rounds_ok"] for p in result["per_client"]] == [1, 1]
+    # `wattlm report` renders the run again, from the folder alone
+    from typer.testing import CliRunner
+
+    from wattlm.cli.main import app
+
+    (tmp_path / "run" / "report.md").unlink()
+    reply = CliRunner().invoke(app, ["report", str(tmp_path / "run"), "--no-print"])
+    assert reply.exit_code == 0, reply.output
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert md.startswith("# wattlm federate") and f"{t['energy_j']:.1f}"[:3] in md
 
 
 @pytest.mark.slow

@@ -1,14 +1,15 @@
 """``wattlm report PATH``: validate a result and write its Markdown report.
 
-An optimize run (a folder holding ``optimize.json``, or that file) and a train search (a
-folder holding ``train-search.json``, or that file) get ``report.html`` and ``report.md``
-beside it (or in the ``--out`` folder).
+An optimize run (a folder holding ``optimize.json``, or that file), a train search (a
+folder holding ``train-search.json``, or that file) and a federated run (``federate.json``)
+get ``report.html`` and ``report.md`` beside it (or in the ``--out`` folder).
 
 Example (shell)::
 
     wattlm report runs/bench-2026-11-21/            # writes runs/bench-2026-11-21/report.md
     wattlm report runs/x/result.json --out x.md --no-print
     wattlm report runs/opt/                         # writes runs/opt/report.html + report.md
+    wattlm report runs/federate/                    # the same for a federated run
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def report(
     if search_json is not None:
         _optimize_reports(search_json, out, print_, train_search_report)
         return
+    from wattlm.federate import report as federate_report
+
+    federate_json = federate_report.federate_file(path)
+    if federate_json is not None:
+        _optimize_reports(federate_json, out, print_, federate_report)
+        return
     file = result_file(path)
     text = render_markdown(load_result(file))
     target = file.parent / REPORT_FILE if out is None else out
@@ -73,7 +80,9 @@ def report(
 
 
 def _optimize_reports(file: Path, out: Path | None, print_: bool, module=None) -> None:
-    """report.html + report.md of an optimize run (or, with ``module``, a train search)."""
+    """report.html + report.md of an optimize run (or, with ``module``, a train search or
+    a federated run: a module with ``write_reports(record, out_dir)`` and
+    ``MARKDOWN_FILE``)."""
     from wattlm.report import optimize_report
     from wattlm.report.result import load_result
 

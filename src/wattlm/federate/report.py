@@ -24,6 +24,11 @@ from typing import Any
 
 from wattlm._files import write_text
 
+#: what a federated run writes, and the reports made from it
+RESULT_FILE = "federate.json"
+MARKDOWN_FILE = "report.md"
+HTML_FILE = "report.html"
+
 
 def _j(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.1f} J"
@@ -191,7 +196,24 @@ def render_html(result: dict[str, Any]) -> str:
     )
 
 
-def write_reports(out: Path, result: dict[str, Any]) -> None:
-    """Write ``report.md`` and ``report.html`` beside ``federate.json``."""
-    write_text(Path(out) / "report.md", render_markdown(result))
-    write_text(Path(out) / "report.html", render_html(result))
+def federate_file(path: str | Path) -> Path | None:
+    """The ``federate.json`` that ``path`` names (the file, or a run folder holding it), or
+    ``None`` when it names something else (``wattlm report`` then tries other kinds).
+
+    Example:
+        >>> federate_file("no/such/folder") is None
+        True
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_FILE
+    return path if path.name == RESULT_FILE and path.is_file() else None
+
+
+def write_reports(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """Write ``report.html`` and ``report.md`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    return [
+        write_text(out / HTML_FILE, render_html(result)),
+        write_text(out / MARKDOWN_FILE, render_markdown(result)),
+    ]

@@ -21,8 +21,9 @@ from typing import Any
 from wattlm._files import write_json
 from wattlm.errors import WattlmError
 from wattlm.federate.config import FederateConfig
+from wattlm.federate.report import RESULT_FILE
 
-RESULT = "federate.json"
+RESULT = RESULT_FILE
 CONFIG = "config.json"
 log = logging.getLogger("wattlm.federate")
 
@@ -207,7 +208,7 @@ def finish(
     result = _json_safe(result)
     validate_result(result, source=RESULT)
     write_json(out / RESULT, result)
-    write_reports(out, result)
+    write_reports(result, out)
     return result
 
 
