@@ -19,6 +19,13 @@ def optimize_command(
     budget: Annotated[
         str, typer.Option(help="Largest perplexity increase allowed: 2% or 0.02.")
     ] = "2%",
+    kl_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Also bound the mean KL divergence from the baseline's next-token "
+            "distribution, in nats per token (e.g. 0.01); default: perplexity only."
+        ),
+    ] = None,
     objective: Annotated[
         str, typer.Option(help="decode-energy, prefill-energy or request-energy.")
     ] = "decode-energy",
@@ -105,7 +112,8 @@ def optimize_command(
     from wattlm.search.run import optimize
 
     flags = dict(
-        model=model, data=data, budget=budget, objective=objective, energy_view=energy_view,
+        model=model, data=data, budget=budget, kl_budget=kl_budget, objective=objective,
+        energy_view=energy_view,
         sampler=sampler,
         n_trials=n_trials, time_budget=time_budget, space=space, storage=storage, ray=ray,
         ray_workers=ray_workers, threads=threads, seed=seed, meter=meter, device=device,

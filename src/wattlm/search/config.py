@@ -167,6 +167,9 @@ class OptimizeConfig(Config):
     model: str = "smollm2-135m"
     data: str = "wiki-sample"
     budget: float = 0.02
+    #: a bound on mean KL divergence from the baseline (nats/token) on top of ``budget``;
+    #: ``None``: perplexity only (see :mod:`wattlm.search.quality_budget`)
+    kl_budget: float | None = None
     objective: str = "decode-energy"
     #: ``total`` (idle-inclusive, the default) or ``marginal``: what the objective reads
     energy_view: str = "total"
@@ -215,6 +218,14 @@ class OptimizeConfig(Config):
         check_int("seed", self.seed, 0)
         if self.quality_margin is not None:
             object.__setattr__(self, "quality_margin", parse_budget(self.quality_margin))
+        if self.kl_budget is not None:
+            check(
+                isinstance(self.kl_budget, (int, float))
+                and not isinstance(self.kl_budget, bool)
+                and 0 < self.kl_budget < float("inf"),
+                f"KL budget must be a positive number of nats per token, got {self.kl_budget!r}",
+                "e.g. --kl-budget 0.01 (llama.cpp's q8_0 export of SmolLM2-135M: about 0.003)",
+            )
         if self.prune_factor is not None:
             check(
                 isinstance(self.prune_factor, (int, float)) and self.prune_factor > 1,

@@ -87,6 +87,9 @@ class TrialSpec:
     #: screen stage: a perplexity above this ends the trial before its bench (quality first,
     #: :mod:`wattlm.search.screen`); ``None``: no such rung
     quality_limit: float | None = None
+    #: screen stage: a mean KL divergence from the baseline above this (nats/token) ends the
+    #: trial before its bench too (the KL budget); ``None``: no KL bound
+    kl_limit: float | None = None
     #: screen stage: decode J/token above which the bench stops (a clear loser)
     stop_above: float | None = None
 

@@ -61,11 +61,10 @@ def best_screen(s: SearchState, records: dict[int, TrialRecord]) -> float | None
         metrics = rec.get("screen_metrics")
         if rec["number"] != 0 and (not rec["feasible"] or rec["duplicate_of"] is not None):
             continue
-        if rec["number"] != 0 and rec["stage"] == "full":
-            # re-measured: its record's feasibility is the full stage's; the screen's own
-            inc = (metrics or {}).get("perplexity_increase")
-            if rec["state"] in ("failed", "pruned") or inc is None or inc > s.cfg.budget:
-                continue
+        # re-measured: its record's feasibility is the full stage's; the screen's own here
+        full = rec["number"] != 0 and rec["stage"] == "full"
+        if full and (rec["state"] in ("failed", "pruned") or not s.budget.holds(metrics or {})):
+            continue
         if metrics and metrics.get("objective"):
             figures.append(metrics["objective"]["median"])
     return min(figures) if figures else None
@@ -134,7 +133,7 @@ def _screen_view(s: SearchState, rec: TrialRecord) -> TrialRecord:
     if rec["state"] == "pruned" or rec.get("early_stop"):
         out.update(feasible=False, state="pruned" if rec["state"] == "pruned" else "infeasible")
     elif rec["state"] != "failed":
-        feasible = (metrics.get("perplexity_increase") or 0.0) <= s.cfg.budget + 1e-12
+        feasible = s.budget.holds(metrics)
         out.update(feasible=feasible, state="complete" if feasible else "infeasible")
     return out
 
@@ -152,8 +151,8 @@ def _finish_trial(
         state = optuna.trial.TrialState.PRUNED if stopped else optuna.trial.TrialState.FAIL
         s.study.tell(trial, state=state)
         return
-    increase = rec["metrics"]["perplexity_increase"]
-    trial.set_constraint("perplexity_increase", increase - s.cfg.budget)
+    for name, excess in s.budget.constraints(rec["metrics"]).items():
+        trial.set_constraint(name, excess)
     s.study.tell(trial, values(rec))
 
 

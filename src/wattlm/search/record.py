@@ -18,6 +18,7 @@ from wattlm.report.records import OptimizeMetrics, OptimizeRecord, TrialRecord
 from wattlm.search import study as st
 from wattlm.search.metrics import OBJECTIVES, interval
 from wattlm.search.pareto import Choice, pareto_front, recommend, ties
+from wattlm.search.quality_budget import QualityBudget
 
 if TYPE_CHECKING:
     from wattlm.search.state import SearchState
@@ -41,20 +42,19 @@ def _relative(path: str | None, root: Path) -> str | None:
         return str(path)
 
 
-def stage_view(rec: TrialRecord, stage: str, budget: float) -> TrialRecord | None:
+def stage_view(rec: TrialRecord, stage: str, budget: QualityBudget) -> TrialRecord | None:
     """``rec`` with the metrics and feasibility of ``stage``; ``None`` if not measured there."""
     if stage == "full":
         return rec if rec["stage"] == "full" else None
     metrics = rec.get("screen_metrics")
     if metrics is None:
         return None
-    inc = metrics.get("perplexity_increase")
     stopped = rec["state"] in ("failed", "pruned") or bool(rec.get("early_stop"))
-    feasible = not stopped and inc is not None and inc <= budget + 1e-12
+    feasible = not stopped and budget.holds(metrics)
     return {**rec, "metrics": metrics, "feasible": feasible}
 
 
-def _choices(trials: list[TrialRecord], stage: str, budget: float) -> list[Choice]:
+def _choices(trials: list[TrialRecord], stage: str, budget: QualityBudget) -> list[Choice]:
     out = []
     for rec in trials:
         view = stage_view(rec, stage, budget)
@@ -84,9 +84,9 @@ def finish(s: SearchState) -> OptimizeRecord:
     records = st.finished_records(s.study)
     trials = [s.baseline, *(records[n] for n in sorted(records))]
     decision = "full" if cfg.remeasure > 0 else "screen"
-    choices = _choices(trials, decision, cfg.budget)
+    choices = _choices(trials, decision, s.budget)
     front = _front(choices)
-    screen_front = _front(_choices(trials, "screen", cfg.budget))
+    screen_front = _front(_choices(trials, "screen", s.budget))
     chosen, tied, why = recommend(choices)
     among = {*front, *tied} | ({chosen} if chosen is not None else set())
     tie_pairs = ties(choices, among=among)
@@ -166,8 +166,8 @@ def _record(
     chosen_view = None
     if chosen is not None:
         rec = next(r for r in trials if r["number"] == chosen)
-        chosen_view = stage_view(rec, decision, cfg.budget)["metrics"]
-    base_view = stage_view(s.baseline, decision, cfg.budget)["metrics"]
+        chosen_view = stage_view(rec, decision, s.budget)["metrics"]
+    base_view = stage_view(s.baseline, decision, s.budget)["metrics"]
     peer, same = s.peer, s.peer_same_batch
     for p in (peer, same):
         if p is not None and p["state"] != "failed":
@@ -216,6 +216,7 @@ def _record(
             "screen_baseline": base_screen["perplexity"],
             "screen_limit": base_screen["perplexity"] * (1.0 + cfg.budget),
             "screen_tokens": screen_tokens,
+            **({"max_kl_nats": cfg.kl_budget} if cfg.kl_budget is not None else {}),
         },
         "energy_source": energy_source,
         "trials": [_public(r, s.out) for r in trials],

@@ -70,15 +70,26 @@ def stop_rule(spec: Any) -> Any:
 def outside_quality(spec: Any, quality: dict[str, Any] | None) -> bool:
     """Whether a freshly measured ``quality`` ends the trial before its bench.
 
+    A perplexity above ``quality_limit``, or a mean KL divergence above ``kl_limit`` (the
+    KL budget itself: KL is measured on the same reference tokens at every stage).
+
     Example:
         >>> from types import SimpleNamespace as NS
-        >>> outside_quality(NS(quality_limit=20.4), {"value": 21.0})
+        >>> outside_quality(NS(quality_limit=20.4, kl_limit=None), {"value": 21.0})
         True
-        >>> outside_quality(NS(quality_limit=None), {"value": 99.0})
+        >>> outside_quality(NS(quality_limit=None, kl_limit=None), {"value": 99.0})
         False
+        >>> outside_quality(NS(quality_limit=None, kl_limit=0.01),
+        ...                 {"value": 20.0, "fidelity": {"kl_mean": 0.02}})
+        True
     """
+    if quality is None:
+        return False
     limit = spec.quality_limit
-    return limit is not None and quality is not None and quality["value"] > limit
+    if limit is not None and quality["value"] > limit:
+        return True
+    kl = (quality.get("fidelity") or {}).get("kl_mean")
+    return spec.kl_limit is not None and kl is not None and kl > spec.kl_limit
 
 
 def pruned_reason(spec: Any, metrics: dict[str, Any]) -> str | None:
@@ -117,7 +128,7 @@ def measure_quality(loaded: Any, spec: Any) -> dict[str, Any]:
 def quality_first(loaded: Any, spec: Any, timings: dict[str, float]) -> dict[str, Any] | None:
     """The trial's perplexity measured before its bench (``None``: not at this stage,
     or already known); the seconds go to ``timings["quality_s"]``."""
-    if spec.quality is not None or spec.quality_limit is None:
+    if spec.quality is not None or (spec.quality_limit is None and spec.kl_limit is None):
         return None
     from wattlm.bench.backends import backend_class
 

@@ -19,6 +19,7 @@ from wattlm.search.candidate import Candidate
 from wattlm.search.config import OptimizeConfig
 from wattlm.search.evaluate import BenchEvaluator, Evaluator, TrialSpec, breakdown
 from wattlm.search.metrics import OBJECTIVES
+from wattlm.search.quality_budget import QualityBudget
 from wattlm.search.space import SearchSpace, load_space
 
 if TYPE_CHECKING:
@@ -112,6 +113,11 @@ class SearchState:
         return self.cfg.resolved_threads
 
     @property
+    def budget(self) -> QualityBudget:
+        """The quality budget every trial is judged against."""
+        return QualityBudget.of(self.cfg)
+
+    @property
     def unit(self) -> str:
         """Unit of the objective (e.g. ``J/token``)."""
         return OBJECTIVES[self.cfg.objective][1]
@@ -141,8 +147,9 @@ class SearchState:
         feasible screened objective so far) when the objective is decode energy.
         """
         cfg = self.cfg
-        quality_limit = stop_above = None
+        quality_limit = stop_above = kl_limit = None
         if stage == "screen" and number > 0 and not peer:
+            kl_limit = cfg.kl_budget
             if cfg.quality_margin is not None and getattr(self, "baseline", None) is not None:
                 increase = cfg.budget + cfg.quality_margin
                 quality_limit = self.baseline_ppl("screen") * (1.0 + increase)
@@ -176,6 +183,7 @@ class SearchState:
             cache_dir=str(self.out / "cache"),
             reference_path=self.reference_path,
             quality_limit=quality_limit,
+            kl_limit=kl_limit,
             stop_above=stop_above,
         )
 
@@ -239,7 +247,7 @@ class SearchState:
         if error is None and number != 0:
             increase = metrics["perplexity"] / self.baseline_ppl(stage) - 1.0
             metrics["perplexity_increase"] = increase
-            feasible = increase <= self.cfg.budget + 1e-12 and early_stop is None
+            feasible = self.budget.holds(metrics) and early_stop is None
         elif error is None:
             metrics["perplexity_increase"] = 0.0
             feasible = True

@@ -25,6 +25,8 @@ from wattlm.bench.backends import backend_class
 from wattlm.search import screen
 from wattlm.search.metrics import empty_metrics
 
+#: made-up mean KL divergence (nats) per unit of relative perplexity increase
+KL_PER_INCREASE = 0.5
 #: energy factor and relative perplexity increase of each stage method / GGUF type
 STAGE_EFFECTS: dict[str, tuple[float, float]] = {
     "cast": (0.55, 0.001),
@@ -133,7 +135,15 @@ class SyntheticEvaluator:
             "tokens": ppl_tokens,
             "max_length": spec.ppl_max_length,
             "stride": spec.ppl_stride,
+            # made up: KL in proportion to the increase, the same at every stage (as the
+            # real reference's tokens are)
+            "fidelity": {
+                "kl_mean": KL_PER_INCREASE * abs(increase),
+                "top1_agreement": max(0.0, 1.0 - abs(increase)),
+            },
         }
+        if spec.quality is not None:
+            quality = dict(spec.quality)
         if screen.outside_quality(spec, quality if spec.quality is None else None):
             size_bytes = int(BASE_BYTES * size)
             return {**screen.skipped_outcome(quality, size_bytes, []), "energy_source": "fake"}
@@ -146,6 +156,8 @@ class SyntheticEvaluator:
         metrics = empty_metrics()
         metrics.update(
             perplexity=ppl,
+            kl_mean=quality["fidelity"]["kl_mean"],
+            top1_agreement=quality["fidelity"]["top1_agreement"],
             objective=_stat(energy, self.spread, "J/token", n),
             energy_j_per_token=_stat(energy, self.spread, "J/token", n),
             decode_tokens_per_s=_stat(
