@@ -101,6 +101,7 @@ def _table(view: OptimizeView, trials: list[dict[str, Any]], keys: list[str], ta
     """A sortable table; the ``config`` column (and a failed trial's error) is folded under
     the ``label`` column."""
     numeric = set(view.sort_values({}))
+    keys = view.shown(keys)
     merged = "label" in keys and "config" in keys
     keys = [k for k in keys if not (merged and k in ("config", "error", "stopped"))]
     heads = []

@@ -30,6 +30,7 @@ def _escape(text: Any) -> str:
 
 
 def _table(view: OptimizeView, trials: list[dict[str, Any]], keys: list[str]) -> list[str]:
+    keys = view.shown(keys)
     lines = ["| " + " | ".join(column_headers(view, keys)) + " |"]
     lines.append("|" + "|".join("---" for _ in keys) + "|")
     for trial in trials:

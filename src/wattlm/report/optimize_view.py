@@ -125,7 +125,10 @@ class OptimizeView:
         if isinstance(b.get("tokens"), int):
             parts.append(f"on {b['tokens']} tokens")
         detail = f" ({', '.join(parts)})" if parts else ""
-        return f"{b.get('metric') or 'quality'} at most {format_perplexity(limit)}{detail}"
+        text = f"{b.get('metric') or 'quality'} at most {format_perplexity(limit)}{detail}"
+        if isinstance(b.get("max_kl_nats"), numeric):
+            text += f", and mean KL from the baseline at most {b['max_kl_nats']:g} nats/token"
+        return text
 
     def quality_sentence(self, trial: dict[str, Any]) -> str:
         """``perplexity 17.80 (+1.71% vs baseline; limit 17.85: within budget)``."""
@@ -138,9 +141,11 @@ class OptimizeView:
         if isinstance(limit, (int, float)):
             within = "within budget" if ppl <= limit else "over budget"
             verdict = f"; limit {format_perplexity(limit)}: {within}"
+        fidelity = format_fidelity(m)
+        kl = "" if fidelity == DASH else f"; KL / top-1 vs baseline {fidelity}"
         return (
             f"perplexity {format_perplexity(ppl)} ({format_increase(self.increase(trial))} vs "
-            f"baseline{verdict})"
+            f"baseline{verdict}){kl}"
         )
 
     def energy_unit(self) -> str:
@@ -200,6 +205,7 @@ class OptimizeView:
             "state": f"{trial.get('state') or DASH} ({trial.get('stage') or '?'})",
             "perplexity": format_perplexity(m.get("perplexity")),
             "increase": format_increase(self.increase(trial)),
+            "kl": format_fidelity(m),
             "energy": format_stat(m.get("energy_j_per_token")),
             "decode": format_stat(m.get("decode_tokens_per_s")),
             "latency": format_stat(m.get("latency_ms_per_token")),
@@ -211,6 +217,13 @@ class OptimizeView:
             "stopped": str(trial.get("early_stop") or ""),
         }
 
+    def shown(self, keys: list[str]) -> list[str]:
+        """``keys`` without the fidelity column when no trial has a KL figure (records
+        written before searches measured it)."""
+        if any(metrics(t).get("kl_mean") is not None for t in self.trials):
+            return keys
+        return [k for k in keys if k != "kl"]
+
     def sort_values(self, trial: dict[str, Any]) -> dict[str, float | None]:
         """Raw numbers behind the sortable columns (``None`` sorts last)."""
         m = metrics(trial)
@@ -218,6 +231,7 @@ class OptimizeView:
             "number": trial.get("number"),
             "perplexity": m.get("perplexity"),
             "increase": self.increase(trial),
+            "kl": m.get("kl_mean"),
             "energy": median(m.get("energy_j_per_token")),
             "decode": median(m.get("decode_tokens_per_s")),
             "latency": median(m.get("latency_ms_per_token")),
@@ -225,6 +239,21 @@ class OptimizeView:
             "rss": m.get("peak_rss_bytes"),
             "duration": trial.get("duration_s"),
         }
+
+
+def format_fidelity(m: dict[str, Any]) -> str:
+    """``0.0033 / 96.6%``: mean KL (nats/token) and top-1 agreement with the baseline.
+
+    Example:
+        >>> format_fidelity({"kl_mean": 0.00331, "top1_agreement": 0.9658})
+        '0.0033 / 96.6%'
+        >>> format_fidelity({})
+        '—'
+    """
+    kl, top1 = m.get("kl_mean"), m.get("top1_agreement")
+    if not isinstance(kl, (int, float)):
+        return DASH
+    return f"{kl:.2g} / {top1:.1%}" if isinstance(top1, (int, float)) else f"{kl:.2g}"
 
 
 # (key, header) of the trials table, in order; the error column is added when a trial failed,
@@ -237,6 +266,7 @@ TRIAL_COLUMNS = [
     ("state", "state (measured)"),
     ("perplexity", "perplexity"),
     ("increase", "Δ perplexity"),
+    ("kl", "KL nats / top-1"),
     ("energy", "energy"),
     ("decode", "decode tok/s"),
     ("latency", "ms/token"),
@@ -245,7 +275,7 @@ TRIAL_COLUMNS = [
     ("duration", "trial time"),
     ("flags", "front / tie"),
 ]
-FRONT_COLUMNS = ["number", "label", "config", "perplexity", "increase", "energy", "decode"]
+FRONT_COLUMNS = ["number", "label", "config", "perplexity", "increase", "kl", "energy", "decode"]
 
 
 def column_headers(view: OptimizeView, keys: list[str]) -> list[str]:
