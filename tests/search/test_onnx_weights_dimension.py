@@ -113,3 +113,8 @@ def test_onnx_int4_trial_is_scored_on_onnx_runtimes_own_logits(tiny_model_dir, t
     assert served["value"] != result["quality"]["value"]  # 4-bit weights: not torch's figure
     assert out["metrics"]["perplexity"] == pytest.approx(served["value"])
     assert any("int8-weight not applied" in n for n in out["notes"])
+    # the bytes as run are the export's (4-bit MatMul weights), not the float model's
+    assert out["metrics"]["weight_bytes"] == run["backend_details"]["export"]["disk_bytes"]
+    assert out["metrics"]["weight_bytes"] < sum(
+        p.numel() * p.element_size() for p in base.model.parameters()
+    )

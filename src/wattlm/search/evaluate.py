@@ -333,6 +333,9 @@ class BenchEvaluator:
                 run_dir = folder / spec.stage
                 write_run(run_dir, cfg.to_dict(), result)
                 result_path = str(run_dir / "result.json")
+            # a backend that runs an export of its own (ONNX Runtime) runs those bytes
+            export = result["runs"][0]["backend_details"].get("export") or {}
+            bytes_as_run = export.get("disk_bytes") or bytes_as_run
             metrics = metrics_from_result(
                 result,
                 objective=spec.objective,

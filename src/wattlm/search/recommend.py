@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wattlm.bench.backends import backend_class
+from wattlm.bench.served_quality import put_served, served_entry
 from wattlm.report.records import RecommendedModel, TrialRecord
 from wattlm.search.study import candidate_of
 
@@ -88,7 +89,7 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
     bench_cfg = bench_config(spec, loaded)
     result = bench(bench_cfg, model=loaded, progress=False)
     if reused is not None:
-        result["quality"] = reused
+        put_served(result, cand.backend, reused)
         result["notes"].append(
             f"perplexity reused from trial {rec['number']}'s full-stage measurement: the weights "
             "loaded from these files are bit-identical to it (same SHA-256 fingerprint)"
@@ -100,9 +101,11 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
     )
     if metrics["perplexity"] is not None:
         metrics["perplexity_increase"] = metrics["perplexity"] / s.baseline_ppl("full") - 1.0
+    flags = backend_class(cand.backend).weight_config(cand.qtype)  # e.g. ONNX weights
     command = (
         f"wattlm bench --model {target} --backend {cand.backend} "
         f"--batch {cand.batch_size} --threads {cand.threads}"
+        + "".join(f" --{k.replace('_', '-')} {v}" for k, v in flags.items())
     )
     return {
         "number": rec["number"],
@@ -127,11 +130,12 @@ def _same_weights_quality(rec: TrialRecord, loaded: Any) -> dict[str, Any] | Non
     if rec.get("stage") != "full" or not path or not Path(path).is_file():
         return None
     prior = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not prior.get("quality"):
+    served = served_entry(prior, rec["backend"])
+    if not served:
         return None
     if prior["model"]["fingerprint_sha256"] != state_dict_sha256(loaded.model):
         return None
-    return prior["quality"]
+    return served
 
 
 def _relative(path: Path, root: Path) -> str:
