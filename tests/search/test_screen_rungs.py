@@ -191,3 +191,27 @@ def test_real_bench_stops_a_clear_loser_after_one_repeat(base, text_file, tmp_pa
     # no threshold: adaptive repeats run to the cap (a 1e-9 relative width is never met)
     full = BenchEvaluator()(_spec(base, text_file, tmp_path))
     assert full["early_stop"] is None and full["metrics"]["objective"]["n"] == 4
+
+
+def test_reserve_counts_remeasurements_peer_and_recommendation(synthetic_space, tmp_path):
+    """Hand-computed: 3 full stages at the baseline's 100 s, the peer again at twice its
+    40 s, the recommendation's re-bench without perplexity (100 - 30 s) plus 20 s saving."""
+    from wattlm.search.state import SearchState
+
+    cfg = OptimizeConfig(space=synthetic_space, time_budget_s=None, threads=2)
+    s = SearchState.create(cfg, tmp_path / "run", evaluator=SyntheticEvaluator())
+    s.real = True
+    s.baseline = {
+        "screen_duration_s": 20.0,
+        "full_duration_s": 100.0,
+        "timings_s": {"quality_s": 30.0},
+    }
+    s.peer = {"duration_s": 40.0}
+    assert s.estimate_trial_s() == 30.0  # no trial yet: the baseline's screen + 10 s build
+    assert s.reserve_s() == pytest.approx(3 * 100 + 80 + (70 + 20))
+    s.durations += [10.0, 14.0]
+    s.full_durations += [60.0, 80.0]  # measured full stages replace the baseline's
+    assert s.estimate_trial_s() == 12.0
+    assert s.reserve_s() == pytest.approx(3 * 70 + 80 + (40 + 20))
+    s.peer = None
+    assert s.reserve_s() == pytest.approx(3 * 70 + (40 + 20))
