@@ -225,3 +225,124 @@ def test_describe_names_the_runtime_and_settings(backend2):
     assert info["file_type"] == "Q4_1"
     assert info["gguf"]["architecture"] == "llama"
     assert info["gguf"]["vocab_size"] == 49152
+
+
+# -- runtime settings (flash attention, KV cache, n_batch, speculative decoding) ----------
+
+REPEATING = [[5, 6, 7, 8, 9, 10] * 3 + [5, 6, 7, 8], [11, 12, 13] * 3 + [14]]
+
+
+def test_runtime_settings_are_checked_before_the_server(no_server, tmp_path):
+    check = LlamaCppBackend.check_runtime
+    assert check({"flash_attn": True, "n_batch": 2048, "kv_cache": "f16"}) == {"flash_attn": "on"}
+    assert check({"speculative": "ngram-mod", "n_ubatch": 64}) == {
+        "n_ubatch": 64,
+        "speculative": "ngram-mod",
+    }
+    bad = [
+        ({"kv_cache": "q9"}, r"kv_cache='q9' is not a valid setting"),
+        ({"n_batch": 0}, "n_batch must be an integer >= 1, got 0"),
+        ({"flash": "on"}, "unknown runtime setting"),
+        ({"kv_cache": "q8_0", "flash_attn": False}, "needs flash attention for a quantized"),
+        ({"n_batch": 64, "n_ubatch": 128}, "n_ubatch=128 exceeds n_batch=64"),
+    ]
+    for settings, message in bad:
+        with pytest.raises(WattlmError, match=message):
+            check(settings)
+        if "flash" in settings:
+            continue  # not a constructor argument at all
+        with pytest.raises(WattlmError, match=message):
+            LlamaCppBackend(
+                tmp_path / "x.gguf", threads=1, batch_size=1, context_tokens=64, **settings
+            )
+
+
+def test_options_pass_the_bench_configs_runtime_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from wattlm.bench.config import BenchConfig
+
+    config = BenchConfig(backends=("llamacpp",), runtime={"kv_cache": "q8_0", "flash_attn": "on"})
+    loaded = SimpleNamespace(gguf_path=tmp_path / "m.gguf")
+    kwargs = LlamaCppBackend.options(loaded, config, 4)
+    assert (kwargs["kv_cache"], kwargs["flash_attn"], kwargs["batch_size"]) == ("q8_0", "on", 4)
+    assert "n_batch" not in kwargs  # at its default: llama.cpp's own
+    with pytest.raises(WattlmError, match="backend\\(s\\) torch take none"):
+        BenchConfig(backends=("torch",), runtime={"flash_attn": "on"})
+
+
+def tiny_gguf(tmp_path_factory, heads: int = 4) -> Path:
+    """The tiny Llama as an f32 GGUF; ``heads=2`` gives a head size of 32 (quantized KV)."""
+    pytest.importorskip("xllamacpp")
+    from transformers import LlamaForCausalLM
+
+    from wattlm.export import export_gguf
+    from wattlm.testing.tiny import tiny_causal_lm
+
+    lm = tiny_causal_lm()
+    if heads != lm.model.config.num_attention_heads:
+        config = lm.model.config
+        config.num_attention_heads, config.num_key_value_heads, config.head_dim = heads, 1, 32
+        lm.model = LlamaForCausalLM(config).eval()
+    path = tmp_path_factory.mktemp("gguf") / f"tiny-h{heads}.gguf"
+    return export_gguf(lm.model, lm.tokenizer, path, qtype="f32")
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory) -> Path:
+    return tiny_gguf(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def plain_tokens(tiny_path) -> list[list[int]]:
+    with LlamaCppBackend(tiny_path, threads=1, batch_size=2, context_tokens=128) as backend:
+        assert backend.describe()["speculative"] == {"type": "off"}
+        return backend.generate(REPEATING, 100)
+
+
+def test_settings_reach_llama_cpp(tiny_path, plain_tokens):
+    settings = {"n_batch": 64, "n_ubatch": 16, "flash_attn": "on", "kv_cache": "f32"}
+    with LlamaCppBackend(tiny_path, threads=1, batch_size=2, context_tokens=128, **settings) as b:
+        assert b.generate(REPEATING, 100) == plain_tokens
+        info = b.describe()
+    assert (info["n_batch"], info["n_ubatch"], info["flash_attn"]) == (64, 16, "on")
+    assert (info["cache_type_k"], info["cache_type_v"]) == ("f32", "f32")
+    assert info["runtime_settings"] == settings
+
+
+def test_quantized_kv_cache_reaches_llama_cpp(tiny_path, tmp_path_factory):
+    # llama.cpp itself refuses q8_0 blocks (32 values) on heads of 16: the setting reached it
+    with pytest.raises(WattlmError, match="KV-cache type suits the model"):
+        LlamaCppBackend(tiny_path, threads=1, batch_size=1, context_tokens=64, kv_cache="q8_0")
+    wide = tiny_gguf(tmp_path_factory, heads=2)  # head size 32
+    with LlamaCppBackend(
+        wide, threads=1, batch_size=1, context_tokens=64, kv_cache="q8_0", flash_attn="on"
+    ) as b:
+        assert len(b.generate(REPEATING[:1], 8)[0]) == 8
+        assert b.describe()["cache_type_v"] == "q8_0"
+
+
+@pytest.mark.parametrize("drafter", ["ngram-mod", "ngram-map-k"])
+def test_speculative_decoding_keeps_greedy_tokens(tiny_path, plain_tokens, drafter):
+    with LlamaCppBackend(
+        tiny_path, threads=1, batch_size=2, context_tokens=128, speculative=drafter
+    ) as b:
+        assert b.generate(REPEATING, 100) == plain_tokens  # token for token
+        timings = b.last_timings
+        spec = b.describe()["speculative"]
+    assert spec["type"] == drafter
+    assert spec["drafted_tokens"] == sum(t.get("draft_n", 0) for t in timings) > 0
+    assert 0 < spec["accepted_tokens"] <= spec["drafted_tokens"]
+    assert spec["acceptance_rate"] == spec["accepted_tokens"] / spec["drafted_tokens"]
+
+
+@pytest.mark.assets
+def test_speculative_decoding_on_smollm2_is_exact(gguf_path, prompts, backend2):
+    plain = backend2.generate(prompts, 64)
+    with LlamaCppBackend(
+        gguf_path, threads=2, batch_size=2, context_tokens=128, speculative="ngram-mod"
+    ) as b:
+        assert b.generate(prompts, 64) == plain
+        spec = b.describe()["speculative"]
+    print("SmolLM2 ngram-mod:", spec)
+    assert spec["accepted_tokens"] <= spec["drafted_tokens"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from wattlm._config import Config, check, check_choice, check_int, check_version
-from wattlm.bench.backends import BACKEND_CHOICES
+from wattlm.bench.backends import BACKEND_CHOICES, BACKEND_NAMES, backend_class
+from wattlm.errors import WattlmError
 from wattlm.export.onnx_weights import OnnxWeights
 from wattlm.measure import METER_KINDS
 from wattlm.models.names import DTYPE_NAMES
@@ -27,7 +29,10 @@ class BenchConfig(Config):
     that graph, with the weights of ``onnx_weights`` (``fp32``, or int4/int8
     ``MatMulNBits`` such as ``int4-b32-acc4``, see :mod:`wattlm.export.onnx_weights`;
     normalized to the canonical name); a float32 export is checked against torch's
-    logits.
+    logits. ``runtime`` holds runtime settings of the backends that declare some (e.g.
+    llama.cpp's ``{"flash_attn": "on", "kv_cache": "q8_0"}``, see
+    :attr:`~wattlm.bench.backends.base.Backend.runtime_settings`); a setting left out, or at
+    its default, is the runtime's default.
 
     Example:
         >>> cfg = BenchConfig(batch_sizes=(1, 4))
@@ -58,6 +63,7 @@ class BenchConfig(Config):
     cv_threshold: float = 0.10
     onnx_export_method: str = "builder"
     onnx_weights: str = "fp32"
+    runtime: dict[str, Any] = field(default_factory=dict, hash=False)
     grid_intensity_g_per_kwh: float | None = None
     version: int = field(default=CONFIG_VERSION)
 
@@ -71,6 +77,7 @@ class BenchConfig(Config):
             check_choice("backend", b, BACKEND_CHOICES)
         check_choice("ONNX export method", self.onnx_export_method, ONNX_METHODS)
         object.__setattr__(self, "onnx_weights", str(OnnxWeights.parse(self.onnx_weights)))
+        object.__setattr__(self, "runtime", _runtime(self.backends, self.runtime))
         check_choice("dtype", self.dtype, DTYPE_NAMES)
         check(bool(self.batch_sizes), "at least one batch size is needed")
         for bs in self.batch_sizes:
@@ -102,3 +109,24 @@ class BenchConfig(Config):
     def resolved_threads(self) -> int:
         """Threads actually used: the option, else every core this process may run on."""
         return self.threads or len(os.sched_getaffinity(0))
+
+
+def _runtime(backends: tuple[str, ...], settings: Any) -> dict[str, Any]:
+    """Runtime settings checked by every named backend that declares some (``auto``: any
+    backend may run); an error if none of them takes runtime settings."""
+    if not settings:
+        return {}
+    if not isinstance(settings, dict):
+        raise WattlmError(f"runtime settings must be a mapping, got {settings!r}")
+    names = BACKEND_NAMES if "auto" in backends else backends
+    takers = [backend_class(b) for b in names if backend_class(b).runtime_settings]
+    if not takers:
+        raise WattlmError(
+            f"runtime settings {sorted(settings)} given, but backend(s) {', '.join(backends)} "
+            "take none",
+            hint="drop them, or run a backend that has runtime settings (llamacpp)",
+        )
+    checked = {}
+    for cls in takers:
+        checked = cls.check_runtime(settings, f"runtime settings of the {cls.name} backend")
+    return checked

@@ -46,6 +46,36 @@ class ServerSettings:
     n_gpu_layers: int
     n_batch: int = 2048
     n_ubatch: int = 512
+    flash_attn: str = "auto"
+    kv_cache: str = "f16"
+    speculative: str = "off"
+
+
+#: ``flash_attn`` setting -> llama.cpp's ``llama_flash_attn_type`` member
+FLASH_ATTN = {
+    "auto": "LLAMA_FLASH_ATTN_TYPE_AUTO",
+    "on": "LLAMA_FLASH_ATTN_TYPE_ENABLED",
+    "off": "LLAMA_FLASH_ATTN_TYPE_DISABLED",
+}
+#: ``kv_cache`` setting -> ``ggml_type`` member (the same type for K and V)
+KV_CACHE = {
+    "f16": "GGML_TYPE_F16",
+    "bf16": "GGML_TYPE_BF16",
+    "f32": "GGML_TYPE_F32",
+    "q8_0": "GGML_TYPE_Q8_0",
+    "q5_0": "GGML_TYPE_Q5_0",
+    "q4_0": "GGML_TYPE_Q4_0",
+}
+#: KV-cache types llama.cpp stores quantized (a quantized V cache needs flash attention)
+QUANTIZED_KV = frozenset({"q8_0", "q5_0", "q4_0"})
+#: ``speculative`` setting -> ``common_speculative_type`` member: draft tokens looked up in
+#: the sequence so far (n-grams), no draft model; verified by the model itself, so greedy
+#: output is unchanged
+SPECULATIVE = {
+    "off": "COMMON_SPECULATIVE_TYPE_NONE",
+    "ngram-mod": "COMMON_SPECULATIVE_TYPE_NGRAM_MOD",
+    "ngram-map-k": "COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K",
+}
 
 
 def import_xllamacpp() -> Any:
@@ -76,6 +106,13 @@ def start_server(settings: ServerSettings) -> Any:
     p.n_batch = settings.n_batch
     p.n_ubatch = settings.n_ubatch
     p.n_gpu_layers = settings.n_gpu_layers
+    p.flash_attn_type = getattr(xllamacpp.llama_flash_attn_type, FLASH_ATTN[settings.flash_attn])
+    kv = getattr(xllamacpp.ggml_type, KV_CACHE[settings.kv_cache])
+    p.cache_type_k = kv
+    p.cache_type_v = kv
+    p.speculative.types = [
+        getattr(xllamacpp.common_speculative_type, SPECULATIVE[settings.speculative])
+    ]
     p.cpuparams.n_threads = settings.threads
     p.cpuparams_batch.n_threads = settings.threads
     p.verbosity = -1
@@ -93,8 +130,9 @@ def start_server(settings: ServerSettings) -> Any:
     except (RuntimeError, ValueError) as err:
         raise WattlmError(
             f"llama.cpp could not load {settings.model_path}: {err}",
-            hint="check that this llama.cpp build supports the model's architecture "
-            "and that the context fits in memory",
+            hint="check that this llama.cpp build supports the model's architecture, "
+            "that the context fits in memory, and that the KV-cache type suits the model "
+            "(quantized types need a head size that is a multiple of 32)",
         ) from None
 
 
@@ -129,7 +167,8 @@ def reply_tokens(reply: dict[str, Any]) -> list[int]:
 
 
 def reply_timings(reply: dict[str, Any]) -> dict[str, float]:
-    """llama.cpp's own timings: cache_n, prompt_n, prompt_ms, predicted_n, predicted_ms."""
+    """llama.cpp's own timings: cache_n, prompt_n, prompt_ms, predicted_n, predicted_ms;
+    with speculative decoding also draft_n and draft_n_accepted (absent: nothing drafted)."""
     return dict(reply.get("timings", {}))
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from wattlm.bench.backends.runtime_settings import RuntimeSetting, check_settings
 from wattlm.errors import WattlmError
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ class Backend(ABC):
     #: every quality figure it gives); ``None``: the runtime is torch itself, whose
     #: perplexity the bench measures anyway
     log_probs_method: ClassVar[str | None] = None
+    #: runtime settings the search may vary (flash attention, KV-cache type…), each with
+    #: its default; a candidate or bench config names only the ones not at their default
+    runtime_settings: ClassVar[tuple[RuntimeSetting, ...]] = ()
 
     # -- what the backend says about itself before it is built ------------------------------
     @classmethod
@@ -127,6 +131,27 @@ class Backend(ABC):
         backend at weight format ``value`` (``{}``: the format is in the model it is given,
         e.g. a GGUF file exported at that type)."""
         return {}
+
+    @classmethod
+    def check_runtime(cls, values: dict[str, Any] | None, where: str = "") -> dict[str, Any]:
+        """Runtime settings ``values`` checked against :attr:`runtime_settings`: canonical,
+        the ones at their default dropped; WattlmError naming the bad one.
+
+        Example:
+            >>> from wattlm.bench.backends import backend_class
+            >>> backend_class("llamacpp").check_runtime({"flash_attn": True, "n_batch": 2048})
+            {'flash_attn': 'on'}
+        """
+        found = check_settings(cls.runtime_settings, values, where or cls.name)
+        problem = cls.runtime_problem(found)
+        if problem:
+            raise WattlmError(f"{where or cls.name}: {problem}")
+        return found
+
+    @classmethod
+    def runtime_problem(cls, settings: dict[str, Any]) -> str | None:
+        """Why these (checked) runtime settings cannot run together, or ``None``."""
+        return None
 
     @classmethod
     def is_available(cls) -> bool:

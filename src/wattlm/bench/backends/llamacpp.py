@@ -17,7 +17,19 @@ What each window holds, per sequence of ``L`` prompt tokens:
   ``prompt_n == 1``; anything else raises, since the window would hide a second prefill.
 
 So ``generate(prompts, n)`` (prefill, then ``decode(n - 1)``) equals a plain greedy
-generation of ``n`` tokens, and decode tokens/s counts forward passes one for one.
+generation of ``n`` tokens, and decode tokens/s counts forward passes one for one (with
+n-gram speculative decoding on, one forward pass may verify several drafted tokens; the
+tokens are the same, and :meth:`~LlamaCppBackend.describe` reports how many drafted tokens
+were accepted).
+
+Runtime settings (:attr:`LlamaCppBackend.runtime_settings`, the search's dimensions):
+``n_batch`` / ``n_ubatch`` (logical / physical batch of a prompt evaluation), ``flash_attn``
+(``auto``/``on``/``off``), ``kv_cache`` (the KV-cache type of K and V: ``f16`` … ``q4_0``;
+a quantized one needs flash attention and a head size that is a multiple of 32) and
+``speculative`` (``off`` or an n-gram drafter, ``ngram-mod`` or ``ngram-map-k``, with
+llama.cpp's default draft lengths: drafts are tokens that followed the same n-gram earlier
+in the sequence, no draft model; the model verifies them, so greedy output is unchanged
+token for token).
 Sampling is greedy (top-k 1, temperature 0); end-of-generation tokens are masked
 (``ignore_eos``), as ``min_new_tokens`` does in transformers, so exactly ``n`` come back.
 
@@ -40,6 +52,7 @@ from wattlm._config import check_int
 from wattlm.bench.backends import _llamacpp_server as srv
 from wattlm.bench.backends.base import Backend
 from wattlm.bench.backends.llamacpp_logprobs import METHOD, LlamaCppLogProbs
+from wattlm.bench.backends.runtime_settings import RuntimeSetting
 from wattlm.errors import WattlmError
 from wattlm.export.gguf_reader import GgufInfo, check_gguf
 
@@ -60,6 +73,8 @@ class LlamaCppBackend(Backend):
         batch_size: server slots, the most sequences per call.
         context_tokens: room per slot: prompt plus new tokens must fit.
         n_gpu_layers: layers offloaded to a GPU (0: CPU only; needs a GPU build).
+        n_batch, n_ubatch, flash_attn, kv_cache, speculative: the runtime settings
+            (:attr:`runtime_settings`; defaults: llama.cpp's).
 
     Attributes:
         last_timings: llama.cpp's own timings of the last prefill or decode, one dict per
@@ -87,6 +102,23 @@ class LlamaCppBackend(Backend):
     replaces_stages = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
     refuses_stages = frozenset({"lowrank"})
     refusal = "layers cannot be exported to GGUF for llama.cpp"
+    runtime_settings = (
+        RuntimeSetting("n_batch", 2048, help="logical batch of a prompt evaluation"),
+        RuntimeSetting("n_ubatch", 512, help="physical batch of a prompt evaluation"),
+        RuntimeSetting("flash_attn", "auto", tuple(srv.FLASH_ATTN), "flash attention"),
+        RuntimeSetting("kv_cache", "f16", tuple(srv.KV_CACHE), "KV-cache type of K and V"),
+        RuntimeSetting("speculative", "off", tuple(srv.SPECULATIVE), "n-gram speculative decoding"),
+    )
+
+    @classmethod
+    def runtime_problem(cls, settings: dict[str, Any]) -> str | None:
+        kv, flash = settings.get("kv_cache", "f16"), settings.get("flash_attn", "auto")
+        if kv in srv.QUANTIZED_KV and flash == "off":
+            return f"llama.cpp needs flash attention for a quantized KV cache (kv_cache={kv})"
+        n_batch, n_ubatch = settings.get("n_batch", 2048), settings.get("n_ubatch", 512)
+        if n_ubatch > n_batch:
+            return f"n_ubatch={n_ubatch} exceeds n_batch={n_batch}"
+        return None
 
     @classmethod
     def check(cls, config: Any, loaded: Any) -> None:
@@ -111,6 +143,7 @@ class LlamaCppBackend(Backend):
             "batch_size": batch_size,
             "context_tokens": config.prompt_tokens + config.new_tokens + 8,
             "n_gpu_layers": 99 if config.device.startswith("cuda") else 0,
+            **cls.check_runtime(getattr(config, "runtime", None)),
         }
 
     @classmethod
@@ -138,11 +171,28 @@ class LlamaCppBackend(Backend):
         batch_size: int,
         context_tokens: int,
         n_gpu_layers: int = 0,
+        n_batch: int = 2048,
+        n_ubatch: int = 512,
+        flash_attn: str = "auto",
+        kv_cache: str = "f16",
+        speculative: str = "off",
     ) -> None:
         self.threads = _positive("threads", threads)
         self.batch_size = _positive("batch_size", batch_size)
         self.context_tokens = _positive("context_tokens", context_tokens, 2)
         self.n_gpu_layers = _positive("n_gpu_layers", n_gpu_layers, 0)
+        self.runtime = self.check_runtime(
+            {
+                "n_batch": n_batch,
+                "n_ubatch": n_ubatch,
+                "flash_attn": flash_attn,
+                "kv_cache": kv_cache,
+                "speculative": speculative,
+            }
+        )
+        #: tokens drafted and accepted by speculative decoding, over every decode so far
+        self.drafted_tokens = 0
+        self.accepted_tokens = 0
         self.last_timings: list[dict[str, float]] = []
         self._server: Any = None
         self._pool: ThreadPoolExecutor | None = None
@@ -169,6 +219,7 @@ class LlamaCppBackend(Backend):
             n_parallel=self.batch_size,
             n_ctx=self.batch_size * self.context_tokens,
             n_gpu_layers=self.n_gpu_layers,
+            **self.runtime,
         )
         self._server = srv.start_server(self.settings)
         if self.batch_size > 1:
@@ -235,6 +286,8 @@ class LlamaCppBackend(Backend):
                     "(sliding-window or recurrent memory?); use the torch backend",
                 )
             out.append(self._tokens(reply, steps, i))
+            self.drafted_tokens += int(t.get("draft_n", 0))
+            self.accepted_tokens += int(t.get("draft_n_accepted", 0))
         self._seqs = [[*s, *new] for s, new in zip(seqs, out, strict=True)]
         return out
 
@@ -255,12 +308,29 @@ class LlamaCppBackend(Backend):
             "n_gpu_layers": s.n_gpu_layers,
             "kv_unified": False,
             "swa_full": True,
-            "flash_attn": "auto",
+            "flash_attn": s.flash_attn,
+            "cache_type_k": s.kv_cache,
+            "cache_type_v": s.kv_cache,
+            "runtime_settings": dict(self.runtime),
+            "speculative": self._speculative(),
             "prompt_cache": "prefill: off (every repeat evaluates the whole prompt); decode: the slot's KV cache is reused, only the newest token is evaluated",
             "sampling": "greedy (top_k=1, temperature=0), end-of-generation tokens masked",
             "file_type": self.gguf.file_type_name,
             "gguf": self.gguf.to_dict(),
         }
+
+    def _speculative(self) -> dict[str, Any]:
+        """The drafter and llama.cpp's draft counters (draft_n, draft_n_accepted), summed
+        over every decode this backend ran (warm-up included)."""
+        out: dict[str, Any] = {"type": self.settings.speculative}
+        if self.settings.speculative != "off":
+            rate = self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
+            out.update(
+                drafted_tokens=self.drafted_tokens,
+                accepted_tokens=self.accepted_tokens,
+                acceptance_rate=rate,
+            )
+        return out
 
     def close(self) -> None:
         """Stop the server (joins its loop thread) and the worker threads."""
