@@ -98,7 +98,7 @@ def optimize_command(
     ppl_tokens: Annotated[int, typer.Option(help="Perplexity tokens at the full stage.")] = 8192,
     screen_ppl_tokens: Annotated[
         int, typer.Option(help="Perplexity tokens at the screen stage.")
-    ] = 2048,
+    ] = 1024,
     config: opt.Config = None,
     progress: opt.Progress = True,
     print_json: opt.PrintJson = False,

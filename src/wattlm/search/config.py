@@ -133,14 +133,15 @@ class StageSettings(Config):
             )
 
 
-#: cheap first look at every trial: a short perplexity slice, short prompts and
+#: cheap first look at every trial: a short perplexity slice (1,024 tokens: perplexity is
+#: a screened trial's largest cost once its bench is short), short prompts and
 #: generations, repeats until decode J/token is known within 10% (2 to 4 repeats)
 SCREEN = StageSettings(
     prompt_tokens=64,
     new_tokens=16,
     warmup=1,
     repeats=4,
-    ppl_max_tokens=2048,
+    ppl_max_tokens=1024,
     rel_width=0.10,
     min_repeats=2,
 )
