@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,10 +47,14 @@ def save_state(out: Path, state: RunState) -> None:
     np.savez(buf, **state.arrays)
     with atomic_path(folder / f"arrays-{state.round}.npz") as tmp:
         tmp.write_bytes(buf.getvalue())
-    with atomic_path(folder / f"strategy-{state.round}.pkl") as tmp:
-        tmp.write_bytes(pickle.dumps(state.strategy))
-    write_json(folder / "state.json", {"round": state.round, "record": state.record})
-    for old in [*folder.glob("arrays-*.npz"), *folder.glob("strategy-*.pkl")]:
+    flat, layout = _flatten(state.strategy)
+    buf = io.BytesIO()
+    np.savez(buf, **flat)
+    with atomic_path(folder / f"strategy-{state.round}.npz") as tmp:
+        tmp.write_bytes(buf.getvalue())
+    meta = {"round": state.round, "record": state.record, "strategy_layout": layout}
+    write_json(folder / "state.json", meta)
+    for old in [*folder.glob("arrays-*.npz"), *folder.glob("strategy-*.*")]:
         if old.stem.rsplit("-", 1)[1] != str(state.round):
             old.unlink(missing_ok=True)
 
@@ -65,7 +68,58 @@ def load_state(out: Path) -> RunState:
         )
     meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     rnd = int(meta["round"])
-    with np.load(folder / f"arrays-{rnd}.npz") as npz:
+    if "strategy_layout" not in meta:
+        raise WattlmError(
+            f"the checkpoint in {out} was written by an older wattlm (a pickled strategy state, "
+            "which is never read back)",
+            hint="start the run again without --resume",
+        )
+    with np.load(folder / f"arrays-{rnd}.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    strategy = pickle.loads((folder / f"strategy-{rnd}.pkl").read_bytes())
+    with np.load(folder / f"strategy-{rnd}.npz", allow_pickle=False) as npz:
+        flat = {k: npz[k] for k in npz.files}
+    strategy = _unflatten(flat, meta["strategy_layout"])
     return RunState(round=rnd, arrays=arrays, record=meta["record"], strategy=strategy)
+
+
+def _flatten(state: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays of a strategy state (each value an array, a list of arrays, or a dict of
+    them, possibly under ``{"__record__": ...}``) and the JSON layout to rebuild it: never
+    pickle, so reading a checkpoint cannot run code.
+
+    Example:
+        >>> flat, layout = _flatten({"m": [np.ones(1)], "a": {"__record__": {"w": np.zeros(2)}}})
+        >>> sorted(flat), layout["m"]
+        (['a/w', 'm/0'], {'kind': 'list', 'n': 1})
+        >>> _unflatten(flat, layout)["a"]["__record__"]["w"].tolist()
+        [0.0, 0.0]
+    """
+    flat: dict[str, np.ndarray] = {}
+    layout: dict[str, Any] = {}
+    for name, value in state.items():
+        record = isinstance(value, dict) and "__record__" in value
+        inner = value["__record__"] if record else value
+        if isinstance(inner, dict):
+            keys = list(inner)
+            flat.update({f"{name}/{k}": np.asarray(inner[k]) for k in keys})
+            layout[name] = {"kind": "record" if record else "dict", "keys": keys}
+        elif isinstance(inner, (list, tuple)):
+            flat.update({f"{name}/{i}": np.asarray(a) for i, a in enumerate(inner)})
+            layout[name] = {"kind": "list", "n": len(inner)}
+        else:
+            flat[name] = np.asarray(inner)
+            layout[name] = {"kind": "array"}
+    return flat, layout
+
+
+def _unflatten(flat: dict[str, np.ndarray], layout: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, how in layout.items():
+        if how["kind"] in ("record", "dict"):
+            value: Any = {k: flat[f"{name}/{k}"] for k in how["keys"]}
+            out[name] = {"__record__": value} if how["kind"] == "record" else value
+        elif how["kind"] == "list":
+            out[name] = [flat[f"{name}/{i}"] for i in range(how["n"])]
+        else:
+            out[name] = flat[name]
+    return out
