@@ -12,8 +12,14 @@ combinations are mapped or refused, always the same way and with a stated reason
   twice);
 - low-rank factorized layers have no place in llama.cpp's graph: refused.
 
+A candidate also carries the backend's runtime settings (``runtime``: llama.cpp's
+``flash_attn``, ``kv_cache``, ``n_batch``, ``n_ubatch``, ``speculative``), only those not
+at the runtime's default; a record written before they existed loads with none, which is
+what ran then.
+
 Each backend class declares its own rules (``replaces_stages``, ``refuses_stages``,
-``weight_option()`` in :mod:`wattlm.bench.backends`); this module only applies them.
+``weight_option()``, ``runtime_settings`` in :mod:`wattlm.bench.backends`); this module
+only applies them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wattlm.bench.backends import BACKEND_LABELS
+from wattlm.bench.backends.runtime_settings import check_settings
 
 
 def _backend(name: str) -> Any:
@@ -50,6 +57,9 @@ class Candidate:
         >>> o = Candidate("none", {}, (), "onnxruntime", "int4-b32-acc4", 8, 2)
         >>> o.params()["weights"]
         'int4-b32-acc4'
+        >>> f = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 2, {"flash_attn": "on", "n_batch": 2048})
+        >>> f.runtime, f.label()
+        ({'flash_attn': 'on'}, 'none → llama.cpp q8_0 flash_attn=on · batch 8 · 2 threads')
     """
 
     method: str
@@ -59,6 +69,13 @@ class Candidate:
     qtype: str | None = None
     batch_size: int = 1
     threads: int = 1
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # canonical, checked, default-valued settings dropped: equal runs, equal candidates
+        declared = _backend(self.backend).runtime_settings
+        settings = check_settings(declared, self.runtime, f"backend {self.backend}")
+        object.__setattr__(self, "runtime", settings)
 
     def effective_stages(self) -> list[dict[str, Any]]:
         """The stages actually applied (a backend quantizing by its own weight format drops
@@ -68,13 +85,23 @@ class Candidate:
 
     def incompatible(self) -> str | None:
         """Why this combination cannot run, or ``None``."""
-        return _backend(self.backend).incompatible({s["method"] for s in self.stages})
+        cls = _backend(self.backend)
+        return cls.incompatible({s["method"] for s in self.stages}) or cls.runtime_problem(
+            self.runtime
+        )
 
     def key(self) -> str:
         """Identity of what runs: two candidates with equal keys measure the same thing."""
-        return canonical(
-            [self.effective_stages(), self.backend, self.qtype, self.batch_size, self.threads]
-        )
+        parts: list[Any] = [
+            self.effective_stages(),
+            self.backend,
+            self.qtype,
+            self.batch_size,
+            self.threads,
+        ]
+        if self.runtime:  # runtime defaults keep the key records had before settings existed
+            parts.append(self.runtime)
+        return canonical(parts)
 
     def weights_key(self) -> str:
         """Identity of the weights (perplexity depends on nothing else)."""
@@ -88,6 +115,7 @@ class Candidate:
         option = _backend(self.backend).weight_option()
         if option:
             out[option] = self.qtype
+        out.update(self.runtime)
         out.update(batch_size=self.batch_size, threads=self.threads)
         return out
 
@@ -104,6 +132,8 @@ class Candidate:
         backend = BACKEND_LABELS.get(self.backend, self.backend)
         if _backend(self.backend).weight_option():
             backend += f" {self.qtype}"
+        if self.runtime:  # non-default runtime settings only
+            backend += " " + " ".join(f"{k}={v}" for k, v in self.runtime.items())
         threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
         return f"{method} → {backend} · batch {self.batch_size} · {threads}"
 
@@ -116,6 +146,7 @@ class Candidate:
             "qtype": self.qtype,
             "batch_size": self.batch_size,
             "threads": self.threads,
+            "runtime": dict(self.runtime),
         }
 
     @classmethod
@@ -128,6 +159,7 @@ class Candidate:
             qtype=data.get("qtype"),
             batch_size=int(data["batch_size"]),
             threads=int(data["threads"]),
+            runtime=dict(data.get("runtime") or {}),
         )
 
 

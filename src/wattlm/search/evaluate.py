@@ -275,6 +275,7 @@ def bench_config(spec: TrialSpec, model: Any) -> Any:
         ppl_max_length=spec.ppl_max_length,
         ppl_stride=spec.ppl_stride,
         ppl_max_tokens=s.ppl_max_tokens,
+        runtime=dict(spec.candidate.runtime),
         **backend_class(spec.candidate.backend).weight_config(spec.candidate.qtype),
     )
 

@@ -11,7 +11,8 @@ methods:                       # compression choices; each one is a list of reci
     params: {group_size: [32, 64, 128]}      # "$name" in a stage takes these values
 backends:
   torch: {}
-  llamacpp: {qtype: [q4_0, q4_1, q8_0]}       # GGUF type written for llama.cpp
+  llamacpp: {qtype: [q4_0, q4_1, q8_0],       # GGUF type written for llama.cpp
+             flash_attn: [auto, on]}           # runtime settings (see runtime_options)
   onnxruntime: {weights: [fp32, int4-b32, int8]}  # ONNX Runtime's own weight format
 batch_sizes: [1, 8]
 threads: auto                  # or a list; auto = 1, 2, 4, … up to the usable cores
@@ -54,6 +55,36 @@ def backend_options(name: str) -> tuple[str, ...]:
     """
     option = backend_class(name).weight_option()
     return (option,) if option else ()
+
+
+def runtime_options(name: str) -> tuple[str, ...]:
+    """The runtime settings a space may vary for backend ``name`` (each a list of values;
+    a setting left out stays at the runtime's default).
+
+    Example:
+        >>> runtime_options("llamacpp"), runtime_options("torch")
+        (('n_batch', 'n_ubatch', 'flash_attn', 'kv_cache', 'speculative'), ())
+    """
+    return tuple(s.name for s in backend_class(name).runtime_settings)
+
+
+def _runtime_values(name: str, setting: str, given: Any, where: str) -> tuple[Any, ...]:
+    """The values of one runtime setting, checked by the backend, canonical and distinct."""
+    declared = {s.name: s for s in backend_class(name).runtime_settings}[setting]
+    values = tuple(declared.check(v, where) for v in _choices(given, where))
+    if not values or len(set(values)) != len(values):
+        raise WattlmError(f"{where}: {setting} needs distinct values, got {list(values)}")
+    return values
+
+
+def _runtime_combinations(
+    settings: tuple[tuple[str, tuple[Any, ...]], ...],
+) -> list[dict[str, Any]]:
+    names = [n for n, _ in settings]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(v for _, v in settings))
+    ]
 
 
 def weight_param(backend: str) -> str:
@@ -207,6 +238,8 @@ class SearchSpace(Config):
     batch_sizes: tuple[int, ...] = (1,)
     threads: tuple[int, ...] = (1,)
     start: tuple[dict[str, Any], ...] = ()
+    #: per backend, the runtime settings the space varies: ``(backend, ((setting, values), …))``
+    runtime: tuple[tuple[str, tuple[tuple[str, tuple[Any, ...]], ...]], ...] = ()
     name: str = "space"
     description: str = ""
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -231,15 +264,22 @@ class SearchSpace(Config):
         backends_in = check_keys(backends_in, BACKEND_NAMES, f"'backends' of {source}")
         if not backends_in:
             raise WattlmError(f"{source} needs at least one backend")
-        backends = []
+        backends, runtime = [], []
         for name, opts in backends_in.items():
             where = f"backend {name!r} of {source}"
-            opts = check_keys(opts or {}, backend_options(name), where)
+            opts = check_keys(opts or {}, (*backend_options(name), *runtime_options(name)), where)
             qtypes: tuple[str, ...] = ()
             for option in backend_options(name):  # the backend's own weight formats
                 given = _choices(opts[option], where) if option in opts else None
                 qtypes = backend_class(name).weight_formats(given, where)
             backends.append((name, qtypes))
+            settings = tuple(
+                (o, _runtime_values(name, o, opts[o], where))
+                for o in runtime_options(name)
+                if o in opts
+            )
+            if settings:
+                runtime.append((name, settings))
         threads_in = data.get("threads", "auto")
         threads = (
             auto_threads()
@@ -249,6 +289,7 @@ class SearchSpace(Config):
         space = cls(
             methods=methods,
             backends=tuple(backends),
+            runtime=tuple(runtime),
             batch_sizes=_positive_ints(data.get("batch_sizes", [1]), f"'batch_sizes' of {source}"),
             threads=threads,
             name=str(data.get("name", "space")),
@@ -267,10 +308,19 @@ class SearchSpace(Config):
             raise WattlmError(f"{where} needs at least a 'method'")
         method = self.method(point["method"], where)
         options = tuple(dict.fromkeys(o for b, _ in self.backends for o in backend_options(b)))
-        valid = ("method", *(p for p, _ in method.params), "backend", *options)
+        settings = tuple(dict.fromkeys(o for _, ss in self.runtime for o, _ in ss))
+        valid = ("method", *(p for p, _ in method.params), "backend", *options, *settings)
         check_keys(point, (*valid, "batch_size", "threads"), where)
         point = dict(point)
         backend = point.get("backend")
+        for setting in settings:
+            if setting in point and setting not in dict(dict(self.runtime).get(backend, ())):
+                raise WattlmError(
+                    f"{where}: {setting} is a runtime setting the space varies for "
+                    f"{', '.join(b for b, ss in self.runtime if setting in dict(ss))}; "
+                    f"the point's backend is {backend!r}",
+                    hint="name that backend in the point, or drop the setting",
+                )
         for option in options:
             if option in point and backend is not None and option not in backend_options(backend):
                 raise WattlmError(
@@ -295,6 +345,10 @@ class SearchSpace(Config):
             "batch_size": self.batch_sizes,
             "threads": self.threads,
         }
+        varied = [(b, dict(ss)[key]) for b, ss in self.runtime if key in dict(ss)]
+        if varied:  # a runtime setting: its values on the point's backend (or on any)
+            chosen = [v for b, v in varied if b == backend] or [v for _, v in varied]
+            return tuple(dict.fromkeys(x for v in chosen for x in v))
         owners = backend_options_of(self, key)
         if owners:  # a weight-format option: the formats of that backend (or of all its owners)
             chosen = (backend,) if backend in owners else owners
@@ -322,7 +376,13 @@ class SearchSpace(Config):
                 }
                 for m in self.methods
             },
-            "backends": {b: {o: list(q) for o in backend_options(b)} for b, q in self.backends},
+            "backends": {
+                b: {
+                    **{o: list(q) for o in backend_options(b)},
+                    **{o: list(v) for o, v in dict(self.runtime).get(b, ())},
+                }
+                for b, q in self.backends
+            },
             "batch_sizes": list(self.batch_sizes),
             "threads": list(self.threads),
             "start": [dict(s) for s in self.start],
@@ -336,8 +396,9 @@ class SearchSpace(Config):
         if not left:
             raise WattlmError(f"no backend left to search: {reason}")
         start = tuple(s for s in self.start if s.get("backend") != backend)
+        runtime = tuple(r for r in self.runtime if r[0] != backend)
         note = f"backend {backend} left out of the search: {reason}"
-        return replace(self, backends=left, start=start, notes=(*self.notes, note))
+        return replace(self, backends=left, start=start, runtime=runtime, notes=(*self.notes, note))
 
     # -- sampling -----------------------------------------------------------------------
     def suggest(self, trial: Any) -> Candidate:
@@ -356,10 +417,14 @@ class SearchSpace(Config):
         if backend_options(backend):
             formats = list(dict(self.backends)[backend])
             qtype = trial.suggest_categorical(weight_param(backend), formats)
+        settings = {
+            o: trial.suggest_categorical(f"{backend}.{o}", list(v))
+            for o, v in dict(self.runtime).get(backend, ())
+        }
         batch = trial.suggest_categorical(P_BATCH, list(self.batch_sizes))
         threads = trial.suggest_categorical(P_THREADS, list(self.threads))
         return Candidate(
-            method.name, values, method.resolve(values), backend, qtype, batch, threads
+            method.name, values, method.resolve(values), backend, qtype, batch, threads, settings
         )
 
     def candidates(self) -> list[Candidate]:
@@ -370,10 +435,13 @@ class SearchSpace(Config):
                 method.combinations(), self.backends
             ):
                 stages = method.resolve(values)
-                for qtype, batch, threads in itertools.product(
-                    qtypes or (None,), self.batch_sizes, self.threads
+                settings = _runtime_combinations(dict(self.runtime).get(backend, ()))
+                for qtype, batch, threads, runtime in itertools.product(
+                    qtypes or (None,), self.batch_sizes, self.threads, settings
                 ):
-                    c = Candidate(method.name, values, stages, backend, qtype, batch, threads)
+                    c = Candidate(
+                        method.name, values, stages, backend, qtype, batch, threads, runtime
+                    )
                     if c.incompatible() is None:
                         out.setdefault(c.key(), c)
         return list(out.values())
@@ -385,7 +453,9 @@ class SearchSpace(Config):
             params = {}
             for key, value in point.items():
                 owners = backend_options_of(self, key)
-                if owners:  # a weight format: of the point's backend, else of its owner
+                if key in runtime_options(point.get("backend", "torch")):
+                    params[f"{point['backend']}.{key}"] = value
+                elif owners:  # a weight format: of the point's backend, else of its owner
                     backend = point.get("backend") if point.get("backend") in owners else owners[0]
                     params[weight_param(backend)] = value
                 elif key in (P_METHOD, P_BACKEND, P_BATCH, P_THREADS):
@@ -418,6 +488,7 @@ class SearchSpace(Config):
                     qtype,
                     point["batch_size"],
                     point["threads"],
+                    {o: point[o] for o in runtime_options(backend) if o in point},
                 )
             )
         return out
