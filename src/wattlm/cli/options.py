@@ -56,6 +56,15 @@ OnnxWeights = Annotated[
         "-qhead (quantize the LM head and embedding too), e.g. int4-b32-acc4.",
     ),
 ]
+Runtime = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        help="Runtime settings of the backend, a comma list of name=value (llamacpp: "
+        "n_batch, n_ubatch, flash_attn=auto|on|off, kv_cache=f16|q8_0|…, "
+        "speculative=off|ngram-mod|ngram-map-k), e.g. flash_attn=on,speculative=ngram-mod.",
+    ),
+]
 PromptTokens = Annotated[int, typer.Option(help="Prompt length in tokens.")]
 NewTokens = Annotated[int, typer.Option(help="Tokens generated per sequence (exactly).")]
 Warmup = Annotated[int, typer.Option(help="Unmeasured warm-up runs.")]
@@ -281,7 +290,29 @@ def _bench_fields(flags: dict[str, Any], _base: dict[str, Any]) -> dict[str, Any
             value = names(value)
         elif name == "batch":
             value = int_list(value, "--batch")
+        elif name == "runtime":
+            value = runtime_settings(value)
         out[_BENCH_FIELDS.get(name, name)] = value
+    return out
+
+
+def runtime_settings(text: str) -> dict[str, Any]:
+    """``--runtime`` as a dict (integers as ints; the backend checks names and values).
+
+    Example:
+        >>> runtime_settings("flash_attn=on, n_ubatch=128"), runtime_settings("")
+        ({'flash_attn': 'on', 'n_ubatch': 128}, {})
+    """
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise WattlmError(
+                f"--runtime: {item!r} is not name=value",
+                hint="e.g. --runtime flash_attn=on,kv_cache=q8_0",
+            )
+        value = value.strip()
+        out[name.strip()] = int(value) if value.isdigit() else value
     return out
 
 
