@@ -117,6 +117,12 @@ def test_start_point_with_runtime_settings():
 def test_shipped_full_space_varies_llama_cpp_settings():
     space = load_space("full")
     settings = dict(dict(space.runtime)["llamacpp"])
-    assert settings["speculative"] == ("off", "ngram-mod")
+    assert settings["speculative"] == ("off", "ngram-mod", "ngram-simple")
+    assert (settings["spec_ngram"], settings["spec_draft"]) == ((3,), (8,))
     assert settings["flash_attn"] == ("auto", "on")
     assert not load_space("default").runtime
+
+
+def test_draft_sizes_without_a_drafter_are_the_plain_run():
+    sized = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 1, {"spec_ngram": 3})
+    assert sized == Candidate("none", {}, (), "llamacpp", "q8_0", 8, 1)

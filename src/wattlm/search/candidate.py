@@ -75,6 +75,7 @@ class Candidate:
         # canonical, checked, default-valued settings dropped: equal runs, equal candidates
         declared = _backend(self.backend).runtime_settings
         settings = check_settings(declared, self.runtime, f"backend {self.backend}")
+        settings = _backend(self.backend).same_run(settings)
         object.__setattr__(self, "runtime", settings)
 
     def effective_stages(self) -> list[dict[str, Any]]:

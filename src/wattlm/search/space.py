@@ -63,7 +63,7 @@ def runtime_options(name: str) -> tuple[str, ...]:
 
     Example:
         >>> runtime_options("llamacpp"), runtime_options("torch")
-        (('n_batch', 'n_ubatch', 'flash_attn', 'kv_cache', 'speculative'), ())
+        (('n_batch', 'n_ubatch', 'flash_attn', 'kv_cache', 'speculative', 'spec_ngram', 'spec_draft'), ())
     """
     return tuple(s.name for s in backend_class(name).runtime_settings)
 

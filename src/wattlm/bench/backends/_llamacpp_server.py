@@ -49,6 +49,8 @@ class ServerSettings:
     flash_attn: str = "auto"
     kv_cache: str = "f16"
     speculative: str = "off"
+    spec_ngram: int | None = None
+    spec_draft: int | None = None
 
 
 #: ``flash_attn`` setting -> llama.cpp's ``llama_flash_attn_type`` member
@@ -74,7 +76,16 @@ QUANTIZED_KV = frozenset({"q8_0", "q5_0", "q4_0"})
 SPECULATIVE = {
     "off": "COMMON_SPECULATIVE_TYPE_NONE",
     "ngram-mod": "COMMON_SPECULATIVE_TYPE_NGRAM_MOD",
+    "ngram-simple": "COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE",
     "ngram-map-k": "COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K",
+}
+#: per drafter: its parameter block, and the fields of the n-gram size and the draft length
+#: (``spec_ngram``, ``spec_draft``; left out: llama.cpp's defaults, 12-24-token n-grams that
+#: rarely match within a short generation)
+SPEC_SIZES = {
+    "ngram-mod": ("ngram_mod", "n_match", "n_max"),
+    "ngram-simple": ("ngram_simple", "size_n", "size_m"),
+    "ngram-map-k": ("ngram_map_k", "size_n", "size_m"),
 }
 
 
@@ -113,6 +124,15 @@ def start_server(settings: ServerSettings) -> Any:
     p.speculative.types = [
         getattr(xllamacpp.common_speculative_type, SPECULATIVE[settings.speculative])
     ]
+    if settings.speculative in SPEC_SIZES:
+        block, ngram, draft = SPEC_SIZES[settings.speculative]
+        params = getattr(p.speculative, block)
+        if settings.spec_ngram is not None:
+            setattr(params, ngram, settings.spec_ngram)
+        if settings.spec_draft is not None:
+            setattr(params, draft, settings.spec_draft)
+            if hasattr(params, "n_min"):  # ngram-mod: a minimum draft length of its own
+                params.n_min = min(params.n_min, settings.spec_draft)
     p.cpuparams.n_threads = settings.threads
     p.cpuparams_batch.n_threads = settings.threads
     p.verbosity = -1

@@ -149,6 +149,12 @@ class Backend(ABC):
         return found
 
     @classmethod
+    def same_run(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Checked settings without those that change nothing given the others (the
+        search's candidates use it, so equal runs get equal keys)."""
+        return settings
+
+    @classmethod
     def runtime_problem(cls, settings: dict[str, Any]) -> str | None:
         """Why these (checked) runtime settings cannot run together, or ``None``."""
         return None

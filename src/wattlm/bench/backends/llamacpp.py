@@ -26,10 +26,12 @@ Runtime settings (:attr:`LlamaCppBackend.runtime_settings`, the search's dimensi
 ``n_batch`` / ``n_ubatch`` (logical / physical batch of a prompt evaluation), ``flash_attn``
 (``auto``/``on``/``off``), ``kv_cache`` (the KV-cache type of K and V: ``f16`` … ``q4_0``;
 a quantized one needs flash attention and a head size that is a multiple of 32) and
-``speculative`` (``off`` or an n-gram drafter, ``ngram-mod`` or ``ngram-map-k``, with
-llama.cpp's default draft lengths: drafts are tokens that followed the same n-gram earlier
-in the sequence, no draft model; the model verifies them, so greedy output is unchanged
-token for token).
+``speculative`` (``off`` or an n-gram drafter, ``ngram-mod``, ``ngram-simple`` or
+``ngram-map-k``: drafts are tokens that followed the same n-gram earlier in the sequence,
+no draft model; the model verifies them, so greedy output is unchanged token for token),
+with ``spec_ngram`` (the n-gram size) and ``spec_draft`` (most tokens drafted at once);
+left out, llama.cpp's defaults (12-24-token n-grams, which rarely match in a short
+generation).
 Sampling is greedy (top-k 1, temperature 0); end-of-generation tokens are masked
 (``ignore_eos``), as ``min_new_tokens`` does in transformers, so exactly ``n`` come back.
 
@@ -73,7 +75,8 @@ class LlamaCppBackend(Backend):
         batch_size: server slots, the most sequences per call.
         context_tokens: room per slot: prompt plus new tokens must fit.
         n_gpu_layers: layers offloaded to a GPU (0: CPU only; needs a GPU build).
-        n_batch, n_ubatch, flash_attn, kv_cache, speculative: the runtime settings
+        n_batch, n_ubatch, flash_attn, kv_cache, speculative, spec_ngram, spec_draft: the
+            runtime settings
             (:attr:`runtime_settings`; defaults: llama.cpp's).
 
     Attributes:
@@ -108,7 +111,15 @@ class LlamaCppBackend(Backend):
         RuntimeSetting("flash_attn", "auto", tuple(srv.FLASH_ATTN), "flash attention"),
         RuntimeSetting("kv_cache", "f16", tuple(srv.KV_CACHE), "KV-cache type of K and V"),
         RuntimeSetting("speculative", "off", tuple(srv.SPECULATIVE), "n-gram speculative decoding"),
+        RuntimeSetting("spec_ngram", None, help="n-gram size a draft is looked up by"),
+        RuntimeSetting("spec_draft", None, help="most tokens drafted at once"),
     )
+
+    @classmethod
+    def same_run(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        if settings.get("speculative", "off") == "off":  # draft sizes of no drafter
+            return {k: v for k, v in settings.items() if not k.startswith("spec_")}
+        return settings
 
     @classmethod
     def runtime_problem(cls, settings: dict[str, Any]) -> str | None:
@@ -118,6 +129,9 @@ class LlamaCppBackend(Backend):
         n_batch, n_ubatch = settings.get("n_batch", 2048), settings.get("n_ubatch", 512)
         if n_ubatch > n_batch:
             return f"n_ubatch={n_ubatch} exceeds n_batch={n_batch}"
+        sizes = [k for k in ("spec_ngram", "spec_draft") if k in settings]
+        if sizes and settings.get("speculative", "off") == "off":
+            return f"{', '.join(sizes)} set, but speculative decoding is off"
         return None
 
     @classmethod
@@ -176,6 +190,8 @@ class LlamaCppBackend(Backend):
         flash_attn: str = "auto",
         kv_cache: str = "f16",
         speculative: str = "off",
+        spec_ngram: int | None = None,
+        spec_draft: int | None = None,
     ) -> None:
         self.threads = _positive("threads", threads)
         self.batch_size = _positive("batch_size", batch_size)
@@ -188,6 +204,8 @@ class LlamaCppBackend(Backend):
                 "flash_attn": flash_attn,
                 "kv_cache": kv_cache,
                 "speculative": speculative,
+                "spec_ngram": spec_ngram,
+                "spec_draft": spec_draft,
             }
         )
         #: tokens drafted and accepted by speculative decoding, over every decode so far

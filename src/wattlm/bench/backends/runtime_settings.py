@@ -38,7 +38,10 @@ class RuntimeSetting:
     help: str = ""
 
     def check(self, value: Any, where: str) -> Any:
-        """``value`` in its canonical form; WattlmError (one line, with a hint) if invalid."""
+        """``value`` in its canonical form; WattlmError (one line, with a hint) if invalid.
+        A default of ``None`` (the runtime chooses) is accepted as itself."""
+        if value is None and self.default is None:
+            return None
         if self.choices is None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise WattlmError(f"{where}: {self.name} must be an integer >= 1, got {value!r}")
