@@ -62,7 +62,8 @@ Runtime = Annotated[
         "--runtime",
         help="Runtime settings of the backend, a comma list of name=value (llamacpp: "
         "n_batch, n_ubatch, flash_attn=auto|on|off, kv_cache=f16|q8_0|…, "
-        "speculative=off|ngram-mod|ngram-map-k), e.g. flash_attn=on,speculative=ngram-mod.",
+        "speculative=off|ngram-mod|ngram-simple|ngram-map-k, spec_ngram, spec_draft), "
+        "e.g. flash_attn=on,speculative=ngram-simple,spec_ngram=3.",
     ),
 ]
 PromptTokens = Annotated[int, typer.Option(help="Prompt length in tokens.")]
