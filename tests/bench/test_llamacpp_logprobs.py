@@ -64,3 +64,25 @@ def test_smollm2_q4_1_perplexity_on_llama_cpp_is_close_to_torch_dequantized():
     # same weights, different arithmetic (llama.cpp quantizes activations in its dot products)
     assert cpp.value == pytest.approx(torch_ppl.value, rel=0.01)
     assert 0.0 < fid.kl_mean < 0.02 and fid.top1_agreement > 0.9
+
+
+def test_the_served_kv_cache_type_is_the_one_scored(tmp_path):
+    """A quantized KV cache changes what llama.cpp computes: the scorer uses the served one."""
+    from transformers import LlamaForCausalLM
+
+    from wattlm.export.gguf_writer import export_gguf
+
+    lm = tiny_causal_lm(seed=6)
+    config = lm.model.config
+    config.num_attention_heads, config.num_key_value_heads, config.head_dim = 2, 1, 32
+    torch.manual_seed(6)
+    model = LlamaForCausalLM(config).eval()
+    path = export_gguf(model, lm.tokenizer, tmp_path / "wide.gguf", qtype="f32")
+    ids = list(range(3, 3 + 64))
+    with LlamaCppLogProbs(path, threads=1, window=64) as fn:
+        plain = fn(ids)
+    with LlamaCppLogProbs(path, threads=1, window=64, kv_cache="q4_0", flash_attn="on") as fn:
+        quantized = fn(ids)
+    assert quantized.shape == plain.shape
+    difference = (quantized - plain).abs().max().item()
+    assert 1e-5 < difference < 1.0  # 4-bit K and V: measurably different, not garbage

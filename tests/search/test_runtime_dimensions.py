@@ -126,3 +126,11 @@ def test_shipped_full_space_varies_llama_cpp_settings():
 def test_draft_sizes_without_a_drafter_are_the_plain_run():
     sized = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 1, {"spec_ngram": 3})
     assert sized == Candidate("none", {}, (), "llamacpp", "q8_0", 8, 1)
+
+
+def test_a_quality_changing_setting_is_part_of_the_weights_key():
+    plain = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 2)
+    flash = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 2, runtime={"flash_attn": "on"})
+    kv = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 2, runtime={"kv_cache": "q8_0"})
+    assert flash.weights_key() == plain.weights_key()  # same computation: perplexity reused
+    assert kv.weights_key() != plain.weights_key()  # a 8-bit KV cache: scored on its own

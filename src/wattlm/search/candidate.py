@@ -105,8 +105,14 @@ class Candidate:
         return canonical(parts)
 
     def weights_key(self) -> str:
-        """Identity of the weights (perplexity depends on nothing else)."""
-        qtype = self.qtype if _backend(self.backend).weight_option() else None
+        """Identity of what quality depends on: the weights, and the runtime settings that
+        change what the model computes (e.g. a quantized KV cache); nothing else."""
+        cls = _backend(self.backend)
+        qtype = self.qtype if cls.weight_option() else None
+        affecting = {s.name for s in cls.runtime_settings if s.affects_quality}
+        runtime = {k: v for k, v in self.runtime.items() if k in affecting}
+        if runtime:  # default settings keep the key records had before settings existed
+            return canonical([self.effective_stages(), qtype, runtime])
         return canonical([self.effective_stages(), qtype])
 
     def params(self) -> dict[str, Any]:

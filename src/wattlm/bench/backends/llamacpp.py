@@ -109,7 +109,9 @@ class LlamaCppBackend(Backend):
         RuntimeSetting("n_batch", 2048, help="logical batch of a prompt evaluation"),
         RuntimeSetting("n_ubatch", 512, help="physical batch of a prompt evaluation"),
         RuntimeSetting("flash_attn", "auto", tuple(srv.FLASH_ATTN), "flash attention"),
-        RuntimeSetting("kv_cache", "f16", tuple(srv.KV_CACHE), "KV-cache type of K and V"),
+        RuntimeSetting(
+            "kv_cache", "f16", tuple(srv.KV_CACHE), "KV-cache type of K and V", affects_quality=True
+        ),
         RuntimeSetting("speculative", "off", tuple(srv.SPECULATIVE), "n-gram speculative decoding"),
         RuntimeSetting("spec_ngram", None, help="n-gram size a draft is looked up by"),
         RuntimeSetting("spec_draft", None, help="most tokens drafted at once"),
@@ -172,8 +174,13 @@ class LlamaCppBackend(Backend):
         """llama.cpp's own next-token log-probabilities of the GGUF file (see
         :mod:`wattlm.bench.backends.llamacpp_logprobs`)."""
         window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
+        runtime = getattr(config, "runtime", None) or {}
         with LlamaCppLogProbs(
-            loaded.gguf_path, threads=config.resolved_threads, window=window
+            loaded.gguf_path,
+            threads=config.resolved_threads,
+            window=window,
+            kv_cache=runtime.get("kv_cache", "f16"),
+            flash_attn=runtime.get("flash_attn", "auto"),
         ) as scorer:
             yield scorer
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wattlm.bench.backends._llamacpp_server import import_xllamacpp
+from wattlm.bench.backends._llamacpp_server import FLASH_ATTN, KV_CACHE, import_xllamacpp
 from wattlm.errors import WattlmError
 from wattlm.export.gguf_reader import GgufTensors
 
@@ -54,13 +54,24 @@ class LlamaCppLogProbs:
     Args:
         path: the GGUF file.
         threads: llama.cpp threads.
+        kv_cache: the KV-cache type of K and V (a quantized cache changes the figures).
+        flash_attn: ``auto``, ``on`` or ``off`` (a quantized KV cache needs it).
         window: the longest window scored (the server's context; llama.cpp computes the
             hidden states of a window in one micro-batch).
     """
 
-    def __init__(self, path: str | Path, *, threads: int, window: int = 512) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int,
+        window: int = 512,
+        kv_cache: str = "f16",
+        flash_attn: str = "auto",
+    ) -> None:
         self.path = Path(path)
         self.window = window
+        self.kv_cache, self.flash_attn = kv_cache, flash_attn
         tensors = GgufTensors(self.path)
         name = "output.weight" if "output.weight" in tensors else "token_embd.weight"
         self._output = torch.from_numpy(np.array(tensors[name], dtype=np.float32))  # a copy
@@ -78,6 +89,10 @@ class LlamaCppLogProbs:
         p.embedding = True
         p.pooling_type = x.llama_pooling_type.LLAMA_POOLING_TYPE_NONE
         p.n_ctx = p.n_batch = p.n_ubatch = self.window
+        # the KV-cache type the served configuration uses changes what it computes
+        kv = getattr(x.ggml_type, KV_CACHE[self.kv_cache])
+        p.cache_type_k = p.cache_type_v = kv
+        p.flash_attn_type = getattr(x.llama_flash_attn_type, FLASH_ATTN[self.flash_attn])
         p.n_parallel = 1
         p.cpuparams.n_threads = threads
         p.cpuparams_batch.n_threads = threads

@@ -36,6 +36,9 @@ class RuntimeSetting:
     default: Any
     choices: tuple[str, ...] | None = None
     help: str = ""
+    #: changes what the model computes (e.g. a quantized KV cache), not only how fast: the
+    #: runtime's quality is scored with it, and it is part of a candidate's weights key
+    affects_quality: bool = False
 
     def check(self, value: Any, where: str) -> Any:
         """``value`` in its canonical form; WattlmError (one line, with a hint) if invalid.
