@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
@@ -47,6 +48,27 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+@contextlib.contextmanager
+def all_cores() -> Iterator[None]:
+    """Run torch on every usable core, then give back the thread count it had: quality
+    does not depend on threads, so scoring never runs at a measured configuration's
+    (possibly single-thread) setting.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with all_cores():
+        ...     pass
+        >>> torch.get_num_threads() == before
+        True
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @torch.inference_mode()

@@ -21,7 +21,7 @@ from wattlm.bench.fidelity import Reference
 from wattlm.bench.isolated import add_timing, run_phases_in_child
 from wattlm.bench.phases import run_phases, summarize_phases
 from wattlm.bench.prompts import check_context, cut_prompts
-from wattlm.bench.quality import perplexity
+from wattlm.bench.quality import all_cores, perplexity
 from wattlm.bench.served_quality import quality_tokens, served_quality, unscored_note
 from wattlm.data.text import load_text
 from wattlm.errors import WattlmError
@@ -193,22 +193,24 @@ def bench(
         clock = _Clock(timings)
         prompt_ids = model.tokenizer(load_text(config.data, split="validation")).input_ids
         clock.lap("tokenize_s")
-        quality, ppl_ids = _quality(model, config, ui)
+        with all_cores():  # quality does not depend on the measured thread count
+            quality, ppl_ids = _quality(model, config, ui)
         clock.lap("quality_s")
         # scratch exports (e.g. ONNX): each run's backend details record what was exported
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wattlm-")))
         exported = {name: _export(name, model, config, workdir, ui) for name in backends}
         clock.lap("export_s")
-        runtime_quality, fidelity = served_quality(
-            model,
-            config,
-            backends,
-            exported,
-            token_ids=ppl_ids,
-            torch_quality=quality,
-            reference=reference,
-            advance=ui.add,
-        )
+        with all_cores():
+            runtime_quality, fidelity = served_quality(
+                model,
+                config,
+                backends,
+                exported,
+                token_ids=ppl_ids,
+                torch_quality=quality,
+                reference=reference,
+                advance=ui.add,
+            )
         clock.lap("served_quality_s")
         intensity = grid_intensity(config.grid_intensity_g_per_kwh)
         runs = []

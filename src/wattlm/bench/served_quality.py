@@ -26,7 +26,7 @@ from typing import Any
 
 from wattlm.bench.backends import backend_class
 from wattlm.bench.fidelity import Reference, compare, torch_log_probs
-from wattlm.bench.quality import perplexity
+from wattlm.bench.quality import all_cores, perplexity
 
 __all__ = [
     "cross_check",
@@ -170,6 +170,11 @@ def measure_served(
         >>> e["backend"], e["tokens"]
         ('torch', 63)
     """
+    with all_cores():  # quality does not depend on the measured thread count
+        return _measure_served(loaded, config, backend, reference, exported)
+
+
+def _measure_served(loaded, config, backend, reference, exported) -> dict[str, Any]:
     ids = quality_tokens(loaded, config)
     cls = backend_class(backend)
     if cls.log_probs_method is not None:

@@ -189,8 +189,10 @@ def _record(
     )
     notes.extend(_screen_rungs(s, trials))
     notes.append(
-        "perplexity of llama.cpp configurations is measured by torch on the GGUF file's "
-        "weights, dequantized; the peer's is the baseline's (the same file)"
+        "quality is measured on the runtime that serves each configuration: llama.cpp's and "
+        "ONNX Runtime's own log-probabilities (each trial's result keeps torch's figure on the "
+        "same weights as a cross-check); KL and top-1 agreement are against the baseline's "
+        "next-token distribution on 1,024 test tokens"
     )
     if s.base is not None:
         notes.extend(n for n in s.base.notes if n not in notes)

@@ -44,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -177,7 +178,7 @@ class LlamaCppBackend(Backend):
         runtime = getattr(config, "runtime", None) or {}
         with LlamaCppLogProbs(
             loaded.gguf_path,
-            threads=config.resolved_threads,
+            threads=len(os.sched_getaffinity(0)),  # quality does not depend on threads
             window=window,
             kv_cache=runtime.get("kv_cache", "f16"),
             flash_attn=runtime.get("flash_attn", "auto"),
