@@ -82,7 +82,13 @@ def test_sigkill_then_rerun_keeps_completed_trials(synthetic_space, tmp_path):
         if rec["state"] == "pruned":  # an early stop survives the kill as it was
             assert trials[number]["early_stop"] == rec["early_stop"]
     assert len(record["trials"]) == 1 + 8
-    if running:  # the trial the kill interrupted was failed and asked again
+    if running and "record" in running[0].user_attrs:  # killed between its record and tell
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        assert study.trials[running[0].number].state in told  # told from the record
+        number = running[0].user_attrs["number"]
+        assert trials[number]["screen_metrics"] == running[0].user_attrs["record"]["screen_metrics"]
+        assert number not in remeasured
+    elif running:  # the trial the kill interrupted was failed and asked again
         assert any(n.startswith("resumed: 1 trial(s) interrupted") for n in record["notes"])
         study = optuna.load_study(study_name=study_name, storage=storage)
         assert study.trials[running[0].number].state == optuna.trial.TrialState.FAIL

@@ -160,10 +160,11 @@ def search_loop(s: SearchState) -> None:
     """Ask, evaluate (screen stage), tell, until the trial count or the time runs out."""
     study = s.study
     _enqueue_start(s)
-    stale = st.fail_stale_trials(study)
+    stale = st.fail_stale_trials(study, lambda trial, rec: _finish_trial(s, trial, rec))
     if stale:
         s.notes.append(
-            f"resumed: {len(stale)} trial(s) interrupted by an earlier run were asked again"
+            f"resumed: {len(stale)} trial(s) interrupted by an earlier run: "
+            "each told from its saved record, or asked again"
         )
     records = st.finished_records(study)
     s.stop_reason = None

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from wattlm.search.candidate import Candidate
@@ -51,6 +52,11 @@ def make_sampler(name: str, seed: int, grid_size: int = 0) -> Any:
 
             def after_trial(self, study, trial, state, values) -> None:
                 return None
+
+            def grid_params(self, grid_id: int) -> dict[str, Any]:
+                """The point a trial with this ``grid_id`` stands for (it may have been
+                killed before its parameters were suggested)."""
+                return dict(zip(self._param_names, self._all_grids[grid_id], strict=True))
 
         return AskTellGridSampler({"candidate": list(range(grid_size))}, seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
@@ -112,17 +118,30 @@ def claim_folder(out: Any, study_name: str, storage: str) -> None:
     write_json(marker, {"study_name": study_name, "storage": storage})
 
 
-def fail_stale_trials(study: Any) -> list[int]:
-    """Mark trials left ``RUNNING`` by a killed process as ``FAIL`` and enqueue them again.
+def fail_stale_trials(
+    study: Any, finish: Callable[[Any, dict[str, Any]], None] | None = None
+) -> list[int]:
+    """Settle trials left ``RUNNING`` by a killed process; returns their Optuna numbers.
 
-    Returns the Optuna numbers of the trials asked again. (One driver per study: a
-    ``RUNNING`` trial at start-up cannot belong to a live process.)
+    A trial whose record was saved before the kill (its work done, only Optuna's ``tell``
+    lost) is told again from that record through ``finish(trial, record)``: asking it
+    again would measure the point twice. Any other is marked ``FAIL`` and its parameters
+    enqueued again (none when the kill came before any was chosen). (One driver per study: a ``RUNNING`` trial at start-up cannot belong to
+    a live process.)
     """
     optuna = _optuna()
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for t in running:
+        rec = t.user_attrs.get("record")
+        if rec is not None and finish is not None:
+            finish(optuna.trial.Trial(study, t._trial_id), rec)
+            continue
         study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        study.enqueue_trial(dict(t.params), user_attrs={STALE_NOTE: t.number})
+        params = dict(t.params)
+        if not params and "grid_id" in t.system_attrs and hasattr(study.sampler, "grid_params"):
+            params = study.sampler.grid_params(t.system_attrs["grid_id"])
+        if rec is None and params:  # killed before any parameter: nothing to ask again
+            study.enqueue_trial(params, user_attrs={STALE_NOTE: t.number})
     return [t.number for t in running]
 
 

@@ -330,10 +330,11 @@ class _TrainSearch:
 
         study = self.study
         self._enqueue_start()
-        stale = st.fail_stale_trials(study)
+        stale = st.fail_stale_trials(study, self._tell)
         if stale:
             self.notes.append(
-                f"resumed: {len(stale)} trial(s) interrupted by an earlier run were asked again"
+                f"resumed: {len(stale)} trial(s) interrupted by an earlier run: "
+                "each told from its saved record, or asked again"
             )
         self._records = {
             n: r for n, r in st.finished_records(study).items() if n > 0
