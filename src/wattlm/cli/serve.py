@@ -8,6 +8,7 @@ Example (shell)::
 
     wattlm serve runs/optimize                       # the recommendation, on 127.0.0.1:8000
     wattlm serve model.gguf --slots 8 --port 8080 --api-key "$KEY"
+    wattlm serve model.gguf --ray --replicas 2       # two Ray Serve replicas behind one port
 """
 
 from __future__ import annotations
@@ -43,12 +44,21 @@ def serve(
     window_s: Annotated[float, typer.Option(help="Energy window length in seconds.")] = 0.5,
     drain_s: Annotated[float, typer.Option(help="Seconds SIGTERM waits for requests.")] = 30.0,
     backend: Annotated[str, typer.Option(help="llamacpp or torch (default: from MODEL).")] = "",
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run --replicas copies as Ray Serve replicas.")
+    ] = False,
+    replicas: Annotated[int, typer.Option(help="With --ray: copies of the server.")] = 2,
+    ray_address: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="With --ray: a running Ray cluster (default: a local Ray)."),
+    ] = None,
 ) -> None:
     """Serve MODEL (or an optimize run's recommendation) with per-request energy."""
     from wattlm.serve.config import ServeConfig
     from wattlm.serve.recommendation import is_run_dir, read_recommendation
     from wattlm.serve.runner import serve as run
 
+    ray_options = _ray_options(ray, replicas, ray_address)
     fields: dict = {"model": model, "backend": backend}
     if is_run_dir(model):
         fields.update(read_recommendation(Path(model)))
@@ -76,7 +86,37 @@ def serve(
             err=True,
         )
 
-    run(cfg, on_ready=ready)
+    if ray_options is None:
+        run(cfg, on_ready=ready)
+        return
+    from wattlm.serve.ray_serve import serve_ray
+
+    def ray_ready(url: str, replica_cfg: ServeConfig) -> None:
+        typer.echo(
+            f"serving {cfg.model_id} ({cfg.backend}) on {ray_options.replicas} Ray Serve "
+            f"replicas ({replica_cfg.slots} slots, {replica_cfg.threads} threads each) at "
+            f"{url}/v1 — Ctrl-C or SIGTERM shuts Ray Serve down",
+            err=True,
+        )
+
+    serve_ray(cfg, ray_options, threads=threads, on_ready=ray_ready)
+
+
+def _ray_options(ray: bool, replicas: int, address: str | None):
+    """The ``--ray`` options checked before anything loads (None without ``--ray``)."""
+    from wattlm.errors import WattlmError
+
+    if not ray:
+        if replicas != 2 or address is not None:
+            raise WattlmError(
+                "--replicas and --ray-address only apply with --ray", hint="add --ray"
+            )
+        return None
+    from wattlm.serve.ray_serve import RayOptions, require_ray_serve
+
+    options = RayOptions(replicas=replicas, address=address)
+    require_ray_serve()
+    return options
 
 
 def register(app: typer.Typer) -> None:

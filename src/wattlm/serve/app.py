@@ -54,8 +54,14 @@ def error_response(status: int, message: str, kind: str | None = None, **headers
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-def build_app(cfg: ServeConfig, engine: Any, windows: WindowedMeter) -> Any:
-    """The FastAPI app serving ``engine``, charging energy on ``windows``."""
+def build_app(
+    cfg: ServeConfig, engine: Any, windows: WindowedMeter, replica: str | None = None
+) -> Any:
+    """The FastAPI app serving ``engine``, charging energy on ``windows``.
+
+    ``replica`` names this copy of the server when several serve one model (``--ray``): it is
+    added to each response's ``usage`` and to ``/health``.
+    """
     # no ``from __future__ import annotations`` here: FastAPI reads the route functions'
     # annotations at runtime, and Request is only importable inside this function
     from fastapi import FastAPI, Request
@@ -63,7 +69,7 @@ def build_app(cfg: ServeConfig, engine: Any, windows: WindowedMeter) -> Any:
 
     state = ServerState()
     metrics = ServeMetrics()
-    relay = Relay(engine, windows, cfg.model_id)
+    relay = Relay(engine, windows, cfg.model_id, replica)
 
     async def tick() -> None:
         while True:
@@ -214,7 +220,10 @@ def build_app(cfg: ServeConfig, engine: Any, windows: WindowedMeter) -> Any:
     async def health() -> Any:
         if state.draining:
             return error_response(503, "the server is shutting down")
-        return {"status": "ok", "in_flight": state.in_flight, "slots": cfg.slots}
+        out = {"status": "ok", "in_flight": state.in_flight, "slots": cfg.slots}
+        if replica is not None:
+            out["replica"] = replica
+        return out
 
     @app.get("/metrics")
     async def prometheus() -> Any:

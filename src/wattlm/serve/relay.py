@@ -8,7 +8,8 @@ the stream ends the request's window is closed and the final ``usage`` gets:
 
 - ``prompt_tokens_details.cached_tokens``: prompt tokens served from the prefix cache;
 - ``energy_j`` (and any other energy views), ``energy_source`` (the meter's label) and
-  ``attribution`` (the split method, ``token-share-v1``).
+  ``attribution`` (the split method, ``token-share-v1``);
+- ``replica``: which replica answered, when the server runs several (``wattlm serve --ray``).
 
 A non-streaming request is streamed from the engine all the same (so its tokens are charged
 in the windows where they were computed) and assembled into one reply by :func:`assemble`.
@@ -47,10 +48,13 @@ class Outcome:
 class Relay:
     """Run requests on an engine while charging their tokens to a windowed meter."""
 
-    def __init__(self, engine: Any, windows: WindowedMeter, model_id: str) -> None:
+    def __init__(
+        self, engine: Any, windows: WindowedMeter, model_id: str, replica: str | None = None
+    ) -> None:
         self.engine = engine
         self.windows = windows
         self.model_id = model_id
+        self.replica = replica
 
     async def run(
         self, kind: str, body: dict[str, Any], outcome: Outcome
@@ -99,6 +103,8 @@ class Relay:
         usage.update(outcome.energy)
         usage["energy_source"] = self.windows.source
         usage["attribution"] = self.windows.method
+        if self.replica is not None:
+            usage["replica"] = self.replica
         outcome.prompt_tokens = int(usage["prompt_tokens"])
         outcome.cached_tokens = cache_n
         outcome.completion_tokens = int(usage["completion_tokens"])

@@ -1,0 +1,120 @@
+"""``wattlm serve --ray``: option checks, the thread split, and two replicas on a local Ray."""
+
+from __future__ import annotations
+
+import builtins
+import importlib.util
+
+import pytest
+
+from wattlm.cli.main import main
+from wattlm.errors import WattlmError
+from wattlm.serve import ray_serve
+from wattlm.serve.ray_serve import RayOptions, plan_threads, replica_threads
+
+HAS_RAY_SERVE = importlib.util.find_spec("ray") is not None and (
+    importlib.util.find_spec("ray.serve") is not None
+)
+
+
+def test_bad_ray_options_are_one_line_errors(capsys):
+    assert main(["serve", "m.gguf", "--ray", "--replicas", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--replicas must be an integer >= 1, got 0" in err and "Traceback" not in err
+    assert main(["serve", "m.gguf", "--ray", "--ray-address", " "]) == 2
+    assert "--ray-address is empty" in capsys.readouterr().err
+    assert main(["serve", "m.gguf", "--replicas", "3"]) == 2
+    assert "only apply with --ray" in capsys.readouterr().err
+
+
+def test_missing_ray_serve_names_the_extra(monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    assert main(["serve", "m.gguf", "--ray"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert "needs Ray Serve (ray[serve])" in lines[0]
+    assert any('pip install "ray[serve]"' in line for line in lines)
+
+
+def test_threads_split_the_cpus_among_replicas():
+    assert replica_threads(16, 2) == 8 and replica_threads(16, 3) == 5 and replica_threads(2, 2) == 1
+    assert plan_threads(16, 2, None) == 8
+    assert plan_threads(16, 2, None, cap=4) == 4  # a run's measured threads, when fewer
+    assert plan_threads(16, 2, 12) == 12  # --threads is the user's call
+    with pytest.raises(WattlmError, match="more than the 2 CPUs"):
+        plan_threads(2, 3, None)
+
+
+def test_options_round_trip_and_reject_non_integers():
+    assert RayOptions.from_dict(RayOptions(replicas=3, address="h:6379").to_dict()) == RayOptions(
+        replicas=3, address="h:6379"
+    )
+    with pytest.raises(WattlmError):
+        RayOptions(replicas=True)
+
+
+def _tiny_torch_engine(cfg):
+    from wattlm.serve.torch_engine import TorchEngine
+    from wattlm.testing.tiny import tiny_causal_lm
+
+    return TorchEngine(cfg, loaded=tiny_causal_lm())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_RAY_SERVE, reason='needs Ray Serve: pip install "ray[serve]"')
+def test_two_local_replicas_answer_through_the_proxy_with_energy():
+    import ray
+    from ray import serve
+
+    from wattlm.serve._http import http_client_module
+    from wattlm.serve.config import ServeConfig
+
+    httpx = http_client_module()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cfg = ServeConfig(
+            model="tiny", backend="torch", port=0, slots=2, context_tokens=128, meter="estimate",
+            api_key="k3y", window_s=0.2,
+        )  # fmt: skip
+        # a local function is shipped to the replicas by value (no test module import there)
+        def factory(cfg):
+            return _tiny_torch_engine(cfg)
+
+        server = ray_serve.RayServer(cfg, RayOptions(replicas=2), engine_factory=factory)
+        url = server.start()
+        try:
+            assert server.replica_cfg.threads == 1  # 2 CPUs / 2 replicas
+            auth = {"Authorization": "Bearer k3y"}
+            r = httpx.post(url + "/v1/completions", json={"prompt": "hi", "max_tokens": 2})
+            assert r.status_code == 401  # the key rule holds behind the proxy
+            seen: set[str] = set()
+            for i in range(40):
+                body = {"prompt": f"hello {i}", "max_tokens": 3}
+                r = httpx.post(url + "/v1/completions", json=body, headers=auth, timeout=60)
+                assert r.status_code == 200, r.text
+                usage = r.json()["usage"]
+                assert usage["completion_tokens"] >= 1
+                assert usage["energy_j"] > 0 and usage["energy_source"].startswith("estimate")
+                assert usage["attribution"] == "token-share-v1"
+                seen.add(usage["replica"])
+                if len(seen) == 2 and i >= 3:
+                    break
+            assert len(seen) == 2, seen
+            health = httpx.get(url + "/health", timeout=30).json()
+            assert health["status"] == "ok" and health["replica"] in seen
+        finally:
+            server.stop()
+        assert not server._own_ray  # it used the Ray the test started
+        names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+        assert not any(n.startswith("SERVE_") for n in names), names
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url + "/health", timeout=2)
+        assert serve.context._global_client is None  # no Serve app left running
+    finally:
+        ray.shutdown()
