@@ -144,6 +144,7 @@ def test_the_optuna_pruner_judges_intermediate_quality(tmp_path):
     )
     reasons = [t["prune_reason"] for t in record["trials"] if t["state"] == "pruned"]
     assert reasons and all("pruner" in r for r in reasons)
+    assert any("median pruner" in n and "this process" in n for n in record["notes"])
 
 
 def test_monitor_stops_at_target_and_projects_linearly():

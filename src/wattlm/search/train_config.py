@@ -42,7 +42,7 @@ class TrainSearchConfig(Config):
         eval_max_samples: held-out examples per evaluation (classifiers).
         energy_prune: stop a trial whose energy spent, or projected to the target from its
             learning curve, exceeds the cheapest completed trial's energy to target.
-        pruner: an Optuna pruner on intermediate quality as well (local trials only).
+        pruner: an Optuna pruner on intermediate quality as well (local and Ray trials).
         student, temperature, alpha: the ``distill`` recipe's student spec and loss mix
             (``model`` is then the teacher).
     """

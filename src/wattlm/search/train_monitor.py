@@ -6,7 +6,7 @@
   energy to target, or its learning curve, extrapolated linearly over its last two
   evaluations (quality per joule), projects more than that to reach the target;
 - **pruned (Optuna)**: the study's pruner (median, successive halving, Hyperband) judged its
-  intermediate quality (local trials only);
+  intermediate quality (in this process or on a Ray worker: :mod:`.train_pruner`);
 - **cap**: its sample budget (or time cap) ran out before the target (infeasible; its best
   quality kept).
 

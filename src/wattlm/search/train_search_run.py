@@ -8,8 +8,9 @@
    stale-trial handling as ``wattlm optimize``) asks for options; each trial trains until
    its evaluation reaches the target (*cost to target*: the joules spent to get there), its
    sample budget runs out (infeasible), or it is pruned (:mod:`.train_monitor`). Trials run
-   in this process or as Ray tasks (``executors.py``). Pruned trials' joules count in the
-   search's own cost.
+   in this process or as Ray tasks (``executors.py``); the Optuna pruner judges both alike
+   (``train_pruner.py``: a Ray trial reports to an actor holding the study). Pruned
+   trials' joules count in the search's own cost.
 4. **Decide and deliver** (:mod:`.train_record`): the recommendation and ties by
    ``pareto.py``'s rules, the Pareto front of energy vs quality, the ratio to the default,
    what the search cost and after how many training runs it pays back, a ready
@@ -177,13 +178,8 @@ class _TrainSearch:
     # -- trials ---------------------------------------------------------------------------
     def spec(self, number: int, params: dict[str, Any], trial: Any = None) -> TrainTrialSpec:
         cfg = self.cfg
-        pruner = None
-        if trial is not None and cfg.pruner != "none":
-
-            def pruner(samples: int, quality: float) -> bool:
-                trial.report(-quality if self.higher else quality, samples)
-                return trial.should_prune()
-
+        judges = getattr(self, "judges", None)
+        pruner = judges.for_trial(trial) if trial is not None and judges is not None else None
         return TrainTrialSpec(
             number=number,
             params=dict(params),
@@ -327,6 +323,7 @@ class _TrainSearch:
 
     def _loop(self) -> None:
         from wattlm.search.executors import LocalExecutor, make_executor
+        from wattlm.search.train_pruner import Judges
 
         study = self.study
         self._enqueue_start()
@@ -342,9 +339,14 @@ class _TrainSearch:
         limit = min(self.cfg.n_trials, len(self.grid)) if self.grid else self.cfg.n_trials
         self.ui.update(done=len(self._records), best=self._best_line())
         executor = make_executor(self.cfg.ray, self.cfg.ray_workers, self.cfg.threads or 1)
-        local = isinstance(executor, LocalExecutor)
-        if not local and self.cfg.pruner != "none":
-            self.notes.append("the Optuna pruner judges local trials only; Ray trials were not")
+        # the pruner's callbacks; Ray trials report through an actor holding the study
+        remote = not isinstance(executor, LocalExecutor)
+        self.judges = Judges(
+            self.study_name, self.storage, self.cfg.pruner, higher=self.higher, remote=remote
+        )
+        note = self.judges.note()
+        if note is not None:
+            self.notes.append(note)
         inflight: dict[Any, tuple[Any, TrainTrialSpec, float]] = {}
         try:
             while True:
@@ -354,7 +356,7 @@ class _TrainSearch:
                     trial = study.ask()
                     number = trial.number + 1
                     trial.set_user_attr("number", number)
-                    spec = self.spec(number, self._suggest(trial), trial if local else None)
+                    spec = self.spec(number, self._suggest(trial), trial)
                     inflight[executor.submit(self.evaluator, spec)] = (
                         trial, spec, time.monotonic(),
                     )  # fmt: skip
@@ -372,6 +374,7 @@ class _TrainSearch:
                     self.ui.update(done=len(self._records), best=self._best_line())
         finally:
             executor.close()
+            self.judges.close()
 
     def records(self) -> list[dict[str, Any]]:
         """Every trial, the default first."""

@@ -41,7 +41,8 @@ class _Stop(Exception):
 
 @dataclass(frozen=True)
 class TrainTrialSpec:
-    """Everything one trial needs; picklable unless ``pruner`` is set (local trials only)."""
+    """Everything one trial needs; picklable unless ``pruner`` is a local trial's callback
+    (a Ray trial's, :class:`~wattlm.search.train_pruner.RayJudge`, travels with it)."""
 
     number: int
     params: dict[str, Any]
