@@ -43,7 +43,9 @@ def test_missing_ray_serve_names_the_extra(monkeypatch, capsys):
 
 
 def test_threads_split_the_cpus_among_replicas():
-    assert replica_threads(16, 2) == 8 and replica_threads(16, 3) == 5 and replica_threads(2, 2) == 1
+    assert (
+        replica_threads(16, 2) == 8 and replica_threads(16, 3) == 5 and replica_threads(2, 2) == 1
+    )
     assert plan_threads(16, 2, None) == 8
     assert plan_threads(16, 2, None, cap=4) == 4  # a run's measured threads, when fewer
     assert plan_threads(16, 2, 12) == 12  # --threads is the user's call
@@ -57,6 +59,31 @@ def test_options_round_trip_and_reject_non_integers():
     )
     with pytest.raises(WattlmError):
         RayOptions(replicas=True)
+
+
+def test_a_named_replica_is_in_usage_and_health():
+    """The one app every replica runs: ``replica`` is added to usage and /health."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from wattlm.serve.app import build_app
+    from wattlm.serve.config import ServeConfig
+    from wattlm.serve.windows import WindowedMeter
+    from wattlm.testing.meters import FakeMeter
+
+    from .conftest import ScriptedEngine
+
+    cfg = ServeConfig(model="scripted.gguf", window_s=1000.0)
+    wm = WindowedMeter(FakeMeter(energies_j=[3.0, 0.0, 0.0]))
+    with TestClient(build_app(cfg, ScriptedEngine(), wm, replica="r1")) as client:
+        usage = client.post("/v1/completions", json={"prompt": "a b", "max_tokens": 2}).json()[
+            "usage"
+        ]
+        assert usage["replica"] == "r1" and usage["energy_j"] == pytest.approx(3.0)
+        assert client.get("/health").json()["replica"] == "r1"
+    plain = build_app(cfg, ScriptedEngine(), WindowedMeter(FakeMeter(power_w=1.0)))
+    with TestClient(plain) as client:
+        assert "replica" not in client.get("/health").json()
 
 
 def _tiny_torch_engine(cfg):
@@ -82,6 +109,7 @@ def test_two_local_replicas_answer_through_the_proxy_with_energy():
             model="tiny", backend="torch", port=0, slots=2, context_tokens=128, meter="estimate",
             api_key="k3y", window_s=0.2,
         )  # fmt: skip
+
         # a local function is shipped to the replicas by value (no test module import there)
         def factory(cfg):
             return _tiny_torch_engine(cfg)

@@ -17,7 +17,7 @@ Example:
     >>> RayOptions(replicas=0)
     Traceback (most recent call last):
     ...
-    wattlm.errors.WattlmError: --replicas must be an integer >= 1, got 0
+    wattlm.errors.WattlmError: --replicas must be an integer >= 1, got 0 (--replicas 2 runs two copies of the server)
     >>> replica_threads(cpus=16, replicas=3)
     5
 """
