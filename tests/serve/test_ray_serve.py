@@ -12,9 +12,13 @@ from wattlm.errors import WattlmError
 from wattlm.serve import ray_serve
 from wattlm.serve.ray_serve import RayOptions, plan_threads, replica_threads
 
-HAS_RAY_SERVE = importlib.util.find_spec("ray") is not None and (
-    importlib.util.find_spec("ray.serve") is not None
-)
+
+
+def _need_ray_serve() -> None:
+    # ray.serve is in every ray wheel; importing it fails without the ray[serve] extra
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip('needs Ray Serve: pip install "ray[serve]"')
+    pytest.importorskip("ray.serve", reason='needs Ray Serve: pip install "ray[serve]"')
 
 
 def test_bad_ray_options_are_one_line_errors(capsys):
@@ -94,8 +98,8 @@ def _tiny_torch_engine(cfg):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_RAY_SERVE, reason='needs Ray Serve: pip install "ray[serve]"')
 def test_two_local_replicas_answer_through_the_proxy_with_energy():
+    _need_ray_serve()
     import ray
     from ray import serve
 
@@ -146,3 +150,60 @@ def test_two_local_replicas_answer_through_the_proxy_with_energy():
         assert serve.context._global_client is None  # no Serve app left running
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.assets
+def test_cli_serves_two_replicas_and_sigterm_leaves_no_process():
+    """``wattlm serve GGUF --ray`` on its own local Ray: both replicas answer; SIGTERM → 0."""
+    _need_ray_serve()
+    import contextlib
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from wattlm.serve._http import http_client_module
+
+    from .test_llamacpp_serve import smollm2_gguf
+
+    httpx = http_client_module()
+    gguf = smollm2_gguf()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wattlm", "serve", str(gguf), "--ray", "--port", "0",
+         "--slots", "1", "--context-tokens", "256", "--meter", "estimate"],
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = None
+        deadline = time.monotonic() + 300
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "wattlm serve --ray exited before serving"
+            if match := re.search(r"replicas .* at (http://\S+)/v1", line):
+                url = match[1]
+        assert url is not None
+        # keep reading stderr so Ray's shutdown logs never block on a full pipe
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        seen = set()
+        for i in range(40):
+            body = {"prompt": f"The capital of France {i}", "max_tokens": 2}
+            usage = httpx.post(url + "/v1/completions", json=body, timeout=120).json()["usage"]
+            assert usage["energy_j"] > 0
+            seen.add(usage["replica"])
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, seen
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(120) == 0
+        time.sleep(2)
+        with pytest.raises(ProcessLookupError):  # Ray's processes went with it
+            os.killpg(proc.pid, 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
