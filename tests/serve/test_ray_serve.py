@@ -13,7 +13,6 @@ from wattlm.serve import ray_serve
 from wattlm.serve.ray_serve import RayOptions, plan_threads, replica_threads
 
 
-
 def _need_ray_serve() -> None:
     # ray.serve is in every ray wheel; importing it fails without the ray[serve] extra
     if importlib.util.find_spec("ray") is None:
