@@ -116,14 +116,16 @@ def test_screen_specs_carry_the_limit_and_the_threshold(synthetic_space, tmp_pat
     cfg = OptimizeConfig(space=synthetic_space, time_budget_s=None, threads=2, budget="2%")
     s = SearchState.create(cfg, tmp_path / "run", evaluator=SyntheticEvaluator())
     s.study = optuna.create_study(directions=["minimize"] * 3)
-    s.baseline = {"screen_metrics": {"perplexity": 20.0}}
+    s.baseline = {"screen_metrics": {"perplexity": 20.0}, "metrics": {"perplexity": 19.0}}
     q8 = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 2)
     spec = s.spec(4, q8, "screen", best_screen=0.02)
     assert spec.quality_limit == pytest.approx(20.0 * 1.03)  # budget 2% + margin 1%
     assert spec.stop_above == pytest.approx(0.03)  # 1.5 x 0.02
-    # not at the full stage, not for the baseline, not without a best figure
+    # no early stop at the full stage, not for the baseline, not without a best figure
     assert s.spec(4, q8, "full", best_screen=0.02).stop_above is None
-    assert s.spec(4, q8, "full").quality_limit is None
+    # the full stage scores quality first against the budget itself (no margin)
+    assert s.spec(4, q8, "full").quality_limit == pytest.approx(19.0 * 1.02)
+    assert s.spec(0, q8, "full").quality_limit is None
     assert s.spec(4, q8, "screen").stop_above is None
     # off by configuration, and only for the decode-energy objective
     off = OptimizeConfig(space=synthetic_space, time_budget_s=None, threads=2,

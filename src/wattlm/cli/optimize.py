@@ -95,7 +95,7 @@ def optimize_command(
             "before its energy is measured (none: always measure energy)."
         ),
     ] = "1%",
-    ppl_tokens: Annotated[int, typer.Option(help="Perplexity tokens at the full stage.")] = 8192,
+    ppl_tokens: Annotated[int, typer.Option(help="Perplexity tokens at the full stage.")] = 4096,
     screen_ppl_tokens: Annotated[
         int, typer.Option(help="Perplexity tokens at the screen stage.")
     ] = 1024,

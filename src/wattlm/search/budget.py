@@ -38,7 +38,7 @@ def stage_s(settings: StageSettings) -> float:
     Example:
         >>> from wattlm.search.config import SCREEN, FULL
         >>> round(stage_s(SCREEN)), round(stage_s(FULL))
-        (26, 66)
+        (26, 45)
     """
     # adaptive repeats (``rel_width``): the fewest a stage may take, so that the check
     # only refuses what cannot work
@@ -57,9 +57,9 @@ def minimum_budget_s(cfg: OptimizeConfig) -> float:
 
     Example:
         >>> round(minimum_budget_s(OptimizeConfig()))
-        572
+        427
         >>> round(minimum_budget_s(OptimizeConfig(peer=False, remeasure=0)))
-        213
+        172
     """
     screen, full = stage_s(cfg.screen), stage_s(cfg.full)
     peers = 2 * full if cfg.peer else 0.0
@@ -77,7 +77,7 @@ def check_time_budget(cfg: OptimizeConfig) -> None:
         ...     check_time_budget(OptimizeConfig(time_budget_s="10s"))
         ... except WattlmError as err:
         ...     print(err.message)
-        --time-budget 10s cannot hold a search: it needs about 9m40s (baseline, peer, one trial, 3 re-measurements, the recommendation)
+        --time-budget 10s cannot hold a search: it needs about 7m10s (baseline, peer, one trial, 3 re-measurements, the recommendation)
     """
     budget = cfg.time_budget_s
     if budget is None:

@@ -220,6 +220,7 @@ def search_loop(s: SearchState) -> None:
                 _finish_trial(s, trial, rec)
                 records[rec["number"]] = rec
                 s.durations.append(seconds)
+                s.note_screened(rec)
                 s.ui.log(describe(rec, s.unit))
                 s.ui.update(done=len(records), best=best_line(s, records))
     finally:
@@ -252,8 +253,32 @@ def _identity(number: int, cand: Candidate) -> dict[str, Any]:
     }
 
 
+def remeasure_order(pool: list[TrialRecord]) -> list[TrialRecord]:
+    """The order in which screen-feasible candidates are re-measured: the best of each
+    backend first (by screened objective), then the rest by objective.
+
+    A short screen can rank one runtime too well against another (16 decoded tokens favour
+    torch's eager decode over llama.cpp's); the full stage decides between runtimes only
+    if each runtime's best is measured there.
+
+    Example:
+        >>> recs = [{"number": 1, "backend": "torch", "metrics": {"objective": {"median": 1.0}}},
+        ...         {"number": 2, "backend": "torch", "metrics": {"objective": {"median": 2.0}}},
+        ...         {"number": 3, "backend": "llamacpp", "metrics": {"objective": {"median": 3.0}}}]
+        >>> [r["number"] for r in remeasure_order(recs)]
+        [1, 3, 2]
+    """
+    ranked = sorted(pool, key=_objective)
+    firsts: dict[str, TrialRecord] = {}
+    for r in ranked:
+        firsts.setdefault(r["backend"], r)
+    best = list(firsts.values())
+    return best + [r for r in ranked if r not in best]
+
+
 def remeasure(s: SearchState) -> None:
-    """Measure the lowest-energy screen-feasible candidates again at the full stage.
+    """Measure screen-feasible candidates again at the full stage, in
+    :func:`remeasure_order` (each backend's best first).
 
     Goes down the list until ``remeasure`` of them are feasible at the full stage too
     (one may fail the budget on the longer perplexity text), or the time runs out; at
@@ -264,13 +289,12 @@ def remeasure(s: SearchState) -> None:
         return
     records = st.finished_records(s.study)
     full_ok = [r for r in records.values() if r["stage"] == "full" and r["feasible"]]
-    pool = sorted(
-        (
+    pool = remeasure_order(
+        [
             r
             for r in records.values()
             if r["stage"] == "screen" and r["feasible"] and r["duplicate_of"] is None
-        ),
-        key=_objective,
+        ]
     )
     for measured, rec in enumerate(pool):
         if len(full_ok) >= k:
@@ -290,7 +314,10 @@ def remeasure(s: SearchState) -> None:
             k2: full[k2]
             for k2 in ("metrics", "feasible", "state", "error", "result_path", "timings_s")
         }
-        kept["early_stop"] = None  # the full stage measures every repeat
+        # the full stage measures every repeat: its only early stop is quality first
+        kept["early_stop"] = (
+            full["early_stop"] if full["early_stop"] == screen.QUALITY_SKIP else None
+        )
         s.study.set_user_attr(f"full:{rec['number']}", {**kept, "duration_s": seconds})
         s.ui.log(describe(full, s.unit) + " [full]")
         if full["feasible"]:

@@ -9,7 +9,9 @@ A screened trial is measured in rungs, each cheaper than what it can spare:
    KL divergence and top-1 agreement against the baseline. A perplexity above
    ``quality_limit`` (the baseline's screen perplexity × (1 + budget + margin): clearly
    outside the budget, even allowing for the slice's difference from the full text) ends
-   the trial there: ``early_stop`` = :data:`QUALITY_SKIP`, no energy figure.
+   the trial there: ``early_stop`` = :data:`QUALITY_SKIP`, no energy figure. The full
+   stage scores quality first the same way (without torch's cross-check of a runtime's
+   own figure: ``wattlm bench`` gives that), so its bench measures energy only.
 2. **Early stop of clear losers.** The bench runs under a
    :class:`~wattlm.bench.phases.StopRule`: after each measured repeat, a decode energy per
    token above ``stop_above`` (a factor × the best feasible screened figure so far) stops
@@ -126,9 +128,10 @@ def measure_quality(loaded: Any, spec: Any) -> dict[str, Any]:
 
 
 def quality_first(loaded: Any, spec: Any, timings: dict[str, float]) -> dict[str, Any] | None:
-    """The trial's perplexity measured before its bench (``None``: not at this stage,
-    or already known); the seconds go to ``timings["quality_s"]``."""
-    if spec.quality is not None or (spec.quality_limit is None and spec.kl_limit is None):
+    """The trial's perplexity measured before its bench, on the runtime that serves it
+    (``None``: already known, or measured by the bench after its export); the seconds go
+    to ``timings["quality_s"]``."""
+    if spec.quality is not None:
         return None
     from wattlm.bench.backends import backend_class
 

@@ -62,6 +62,9 @@ class SearchState:
     durations: list[float] = field(default_factory=list)
     #: wall seconds of each candidate's full-stage measurement so far
     full_durations: list[float] = field(default_factory=list)
+    #: each measured screened trial's full-stage wall time, predicted from its own
+    #: screen breakdown (:func:`predict_full_s`): the reserve before any full stage ran
+    full_guesses: list[float] = field(default_factory=list)
     #: the baseline model (real searches only)
     base: LoadedModel | None = None
     stop_reason: str | None = None
@@ -144,10 +147,17 @@ class SearchState:
         A screened trial (not the baseline, not the peer) also gets the screen's rungs
         (:mod:`wattlm.search.screen`): ``quality_limit`` from the baseline's screen
         perplexity, and ``stop_above`` = ``prune_factor`` × ``best_screen`` (the best
-        feasible screened objective so far) when the objective is decode energy.
+        feasible screened objective so far) when the objective is decode energy. At the
+        full stage, ``quality_limit`` is the budget itself (no margin) and there is no
+        early stop.
         """
         cfg = self.cfg
         quality_limit = stop_above = kl_limit = None
+        if stage == "full" and number > 0 and not peer:
+            # quality is scored first at the full stage too: weights over the budget there
+            # are infeasible whatever their energy, so their bench is not run
+            kl_limit = cfg.kl_budget
+            quality_limit = self.baseline_ppl("full") * (1.0 + cfg.budget)
         if stage == "screen" and number > 0 and not peer:
             kl_limit = cfg.kl_budget
             if cfg.quality_margin is not None and getattr(self, "baseline", None) is not None:
@@ -294,7 +304,16 @@ class SearchState:
         if self.full_durations:
             return sum(self.full_durations) / len(self.full_durations)
         screen = self.baseline.get("screen_duration_s") or 30.0
-        return self.baseline.get("full_duration_s") or 3 * screen
+        baseline = self.baseline.get("full_duration_s") or 3 * screen
+        if self.full_guesses:  # the baseline's own full stage may have reused its quality
+            return max(baseline, sum(self.full_guesses) / len(self.full_guesses))
+        return baseline
+
+    def note_screened(self, rec: TrialRecord) -> None:
+        """Learn from a screened trial's breakdown what a full stage is likely to cost."""
+        guess = predict_full_s(rec, self.cfg.screen, self.cfg.full)
+        if guess is not None:
+            self.full_guesses.append(guess)
 
     def recommend_s(self) -> float:
         """Time kept for saving and re-benching the recommendation (real searches only):
@@ -326,6 +345,39 @@ class SearchState:
         """Seconds left of the time budget (``None``: no budget)."""
         deadline = self.deadline
         return None if deadline is None else deadline - time.monotonic()
+
+
+def predict_full_s(rec: TrialRecord, screen: Any, full: Any) -> float | None:
+    """A screened trial's full-stage wall time, predicted from its own ``timings_s``:
+    quality scales with the perplexity tokens, the bench with the tokens per run and the
+    runs (warm-up + repeats, the full stage's midway count), the rest stays. ``None`` when
+    the trial did not both score quality and run its whole bench (nothing to scale).
+
+    Example:
+        >>> from wattlm.search.config import FULL, SCREEN
+        >>> t = {"quality_s": 2.0, "served_quality_s": 0.0, "bench_s": 3.0, "other_s": 1.0}
+        >>> rec = {"state": "complete", "timings_s": t,
+        ...        "metrics": {"energy_j_per_token": {"n": 2}}}
+        >>> round(predict_full_s(rec, SCREEN, FULL), 1)  # 1 + 2×4 + 3×4×5/3
+        29.0
+    """
+    t = rec.get("timings_s") or {}
+    energy = (rec.get("metrics") or {}).get("energy_j_per_token") or {}
+    quality = t.get("quality_s", 0.0) + t.get("served_quality_s", 0.0)
+    bench = t.get("bench_s", 0.0)
+    if rec.get("state") not in ("complete", "infeasible") or not quality or not bench:
+        return None
+    if not energy.get("n") or rec.get("early_stop"):
+        return None
+    runs = screen.warmup + energy["n"]
+    full_runs = full.warmup + (full.min_repeats + full.repeats) / 2
+    per_run = (full.prompt_tokens + full.new_tokens) / (screen.prompt_tokens + screen.new_tokens)
+    rest = sum(v for k, v in t.items() if k not in ("quality_s", "served_quality_s", "bench_s"))
+    return (
+        rest
+        + quality * full.ppl_max_tokens / screen.ppl_max_tokens
+        + (bench * per_run * full_runs / runs)
+    )
 
 
 def _peer_folder(batch_size: int) -> str:
