@@ -207,6 +207,10 @@ class RayServer:
         from wattlm.serve.runner import _bind
 
         serve = require_ray_serve()
+        if self.cfg.backend == "llamacpp" and self.options.address is None:
+            from wattlm.export.gguf_reader import check_gguf
+
+            check_gguf(self.cfg.model)  # a local Ray sees the same files: fail before it starts
         sock = _bind(self.cfg)  # a taken port fails here, before Ray starts
         host, port = sock.getsockname()[:2]
         sock.close()
@@ -219,7 +223,13 @@ class RayServer:
             serve.start(http_options={"host": self.cfg.host, "port": port})
             self._started = True
             app = make_deployment(self.replica_cfg, replicas, cpus / replicas, self.engine_factory)
-            serve.run(app, name=APP_NAME, route_prefix="/")
+            try:
+                serve.run(app, name=APP_NAME, route_prefix="/")
+            except RuntimeError:
+                raise WattlmError(
+                    f"a Ray Serve replica did not start: {_replica_error(serve)}",
+                    hint="the same MODEL and options should serve without --ray",
+                ) from None
             self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
             self._wait_ready(timeout_s)
         except BaseException:
@@ -260,6 +270,18 @@ class RayServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _replica_error(serve: Any) -> str:
+    """The last line of the error a replica's constructor raised (Ray keeps its traceback)."""
+    try:
+        status = serve.status().applications[APP_NAME]
+        text = "\n".join(d.message for d in status.deployments.values()) or status.message
+    except Exception:  # the status only makes the message better
+        return "see the Ray Serve logs"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else "see the Ray Serve logs"
+    return last.split("WattlmError: ", 1)[-1]
 
 
 def serve_ray(
