@@ -89,6 +89,18 @@ def test_a_named_replica_is_in_usage_and_health():
         assert "replica" not in client.get("/health").json()
 
 
+def test_a_replica_that_cannot_start_is_told_by_its_own_error_line():
+    from types import SimpleNamespace as NS
+
+    trace = 'Traceback ...\n  File "x"\nwattlm.errors.WattlmError: GGUF file not found: m.gguf (check)\n'
+    app = NS(message="Failed to update", deployments={"wattlm": NS(message=trace)})
+    fake = NS(status=lambda: NS(applications={ray_serve.APP_NAME: app}))
+    assert ray_serve._replica_error(fake) == "GGUF file not found: m.gguf (check)"
+    app.deployments["wattlm"].message = "ValueError: boom"
+    assert ray_serve._replica_error(fake) == "ValueError: boom"
+    assert "logs" in ray_serve._replica_error(NS(status=lambda: NS(applications={})))
+
+
 def _tiny_torch_engine(cfg):
     from wattlm.serve.torch_engine import TorchEngine
     from wattlm.testing.tiny import tiny_causal_lm

@@ -189,24 +189,28 @@ class RayServer:
 
         if ray.is_initialized():
             return ray
+        quiet = {"log_to_driver": False, "logging_level": _log_level()}
         if self.options.address is None:
             ray.init(
                 address="local",
                 num_cpus=usable_cores(),
                 include_dashboard=False,
                 _node_ip_address="127.0.0.1",
-                log_to_driver=False,
+                **quiet,
             )
         else:
-            ray.init(address=self.options.address, log_to_driver=False)
+            ray.init(address=self.options.address, **quiet)
         self._own_ray = True
         return ray
 
     def start(self, timeout_s: float = 300.0) -> str:
         """Deploy the replicas; return the base URL once every replica answers."""
+        import logging
+
         from wattlm.serve.runner import _bind
 
         serve = require_ray_serve()
+        logging.getLogger("ray.serve").setLevel(_log_level())
         if self.cfg.backend == "llamacpp" and self.options.address is None:
             from wattlm.export.gguf_reader import check_gguf
 
@@ -270,6 +274,11 @@ class RayServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _log_level() -> str:
+    """Ray's and Ray Serve's log level in this process: ``WATTLM_SERVE_LOG`` (warning)."""
+    return os.environ.get("WATTLM_SERVE_LOG", "warning").upper()
 
 
 def _replica_error(serve: Any) -> str:
