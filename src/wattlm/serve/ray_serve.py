@@ -8,8 +8,8 @@ response's ``usage.replica`` and to ``/health``. Ray Serve's HTTP proxy listens 
 ``--host``/``--port`` and spreads requests over the replicas.
 
 Threads: the CPUs Ray has (a local Ray gets this machine's usable cores) are split evenly
-among the replicas; each replica reserves its share (``num_cpus``) and its engine runs
-``CPUs // replicas`` threads, so the default never oversubscribes the cores.
+among the replicas: each replica's engine runs ``CPUs // replicas`` threads and reserves as
+many CPUs (``num_cpus``) in Ray, so the default never oversubscribes the cores.
 
 Example:
     >>> RayOptions(replicas=2).replicas
@@ -221,12 +221,16 @@ class RayServer:
         ray = self._connect()
         try:
             cpus = int(ray.cluster_resources().get("CPU", 0))
+            node_cpus = _largest_node_cpus(ray) or cpus  # a replica runs on one node
             replicas = self.options.replicas
-            threads = plan_threads(cpus, replicas, self.threads, cap=self.cfg.threads)
+            threads = plan_threads(
+                cpus, replicas, self.threads, cap=min(self.cfg.threads, node_cpus)
+            )
             self.replica_cfg = dataclasses.replace(self.cfg, threads=threads, port=port)
             serve.start(http_options={"host": self.cfg.host, "port": port})
             self._started = True
-            app = make_deployment(self.replica_cfg, replicas, cpus / replicas, self.engine_factory)
+            reserved = min(threads, cpus / replicas, node_cpus)  # the reservations always fit
+            app = make_deployment(self.replica_cfg, replicas, reserved, self.engine_factory)
             try:
                 serve.run(app, name=APP_NAME, route_prefix="/")
             except RuntimeError:
@@ -274,6 +278,15 @@ class RayServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _largest_node_cpus(ray: Any) -> int:
+    """CPUs of the biggest live node of the cluster (0 when Ray does not say)."""
+    try:
+        nodes = ray.nodes()
+    except Exception:  # only a tighter bound
+        return 0
+    return int(max((n["Resources"].get("CPU", 0) for n in nodes if n.get("Alive")), default=0))
 
 
 def _log_level() -> str:
