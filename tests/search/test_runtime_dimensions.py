@@ -134,3 +134,22 @@ def test_a_quality_changing_setting_is_part_of_the_weights_key():
     kv = Candidate("none", {}, (), "llamacpp", "q8_0", 8, 2, runtime={"kv_cache": "q8_0"})
     assert flash.weights_key() == plain.weights_key()  # same computation: perplexity reused
     assert kv.weights_key() != plain.weights_key()  # a 8-bit KV cache: scored on its own
+
+
+def test_speculative_acceptance_reaches_the_trial_metrics():
+    from wattlm.search.metrics import metrics_from_result
+    from wattlm.search.progress import describe
+    from wattlm.testing.results import sample_bench_result
+
+    r = sample_bench_result()
+    r["runs"] = r["runs"][:1]
+    plain = metrics_from_result(r, objective="decode-energy", weight_bytes=1)
+    assert plain["speculative_acceptance"] is None
+    r["runs"][0]["backend_details"]["speculative"] = {
+        "type": "ngram-simple", "drafted_tokens": 28, "accepted_tokens": 20,
+        "acceptance_rate": 20 / 28,
+    }  # fmt: skip
+    m = metrics_from_result(r, objective="decode-energy", weight_bytes=1)
+    assert m["speculative_acceptance"] == pytest.approx(20 / 28)
+    rec = {"number": 3, "label": "x", "state": "complete", "feasible": True, "metrics": m}
+    assert "71% of drafts accepted" in describe(rec, "J/token")

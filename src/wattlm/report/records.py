@@ -103,6 +103,8 @@ class OptimizeMetrics(TypedDict):
     time_to_first_token_s: NotRequired[Stat | None]
     peak_rss_bytes: int | None
     weight_bytes: int | None
+    #: accepted / drafted tokens of n-gram speculative decoding (llama.cpp; ``None``: off)
+    speculative_acceptance: NotRequired[float | None]
 
 
 class TrialRecord(TypedDict):

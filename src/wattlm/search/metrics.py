@@ -52,6 +52,7 @@ METRIC_KEYS = (
     "time_to_first_token_s",
     "peak_rss_bytes",
     "weight_bytes",
+    "speculative_acceptance",
 )
 
 
@@ -140,6 +141,8 @@ def metrics_from_result(
         peak_rss_bytes=result.get("memory", {}).get("peak_rss_bytes"),
         weight_bytes=weight_bytes,
     )
+    speculative = run.get("backend_details", {}).get("speculative") or {}
+    metrics["speculative_acceptance"] = speculative.get("acceptance_rate")
     key = {
         "decode-energy": "energy_j_per_token",
         "prefill-energy": "prefill_energy_j_per_token",

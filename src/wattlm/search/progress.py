@@ -122,6 +122,8 @@ def describe(rec: dict[str, Any], unit: str) -> str:
     parts = [f"{energy:.4g} {unit}" if energy is not None else "no energy"]
     if ppl is not None:
         parts.append(f"ppl {ppl:.2f}" + (f" ({inc:+.1%})" if inc is not None else ""))
+    if m.get("speculative_acceptance") is not None:
+        parts.append(f"{m['speculative_acceptance']:.0%} of drafts accepted")
     flag = "" if rec["feasible"] else " · over budget"
     if rec.get("early_stop"):
         flag = f" · {rec['early_stop']}"
