@@ -1,7 +1,9 @@
 """The per-round checkpoint: global weights, strategy state and every finished round's record.
 
 Written atomically after each round to ``<out>/checkpoint/state.npz`` + ``state.json``; a
-killed run resumes after the last round written there and never repeats it.
+killed run resumes after the last round written there and never repeats it. Top-k
+residuals of simulated clients live beside it in ``<out>/checkpoint/residuals``
+(:mod:`wattlm.federate.residuals`); each save prunes the ones no resume can need.
 
 Example:
     >>> import tempfile, pathlib, numpy as np
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,19 +27,33 @@ import numpy as np
 
 from wattlm._files import atomic_path, write_json
 from wattlm.errors import WattlmError
+from wattlm.federate.residuals import prune_residuals
 
 CHECKPOINT = "checkpoint"
+RESIDUALS = "residuals"
 
 
 @dataclass
 class RunState:
     """Where a run stands: the last finished ``round``, the global ``arrays``, the strategy's
-    numpy state and the record so far (initial quality, rounds)."""
+    numpy state, the record so far (initial quality, rounds) and the ``run_key`` naming
+    this run's residual folders on the clients (kept across resumes)."""
 
     round: int
     arrays: dict[str, np.ndarray]
     record: dict[str, Any]
     strategy: dict[str, Any] = field(default_factory=dict)
+    run_key: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def residual_folder(out: Path) -> Path:
+    """Where simulated clients (sharing this machine) keep their top-k residuals.
+
+    Example:
+        >>> residual_folder(Path("runs/fed")).as_posix()
+        'runs/fed/checkpoint/residuals'
+    """
+    return Path(out) / CHECKPOINT / RESIDUALS
 
 
 def save_state(out: Path, state: RunState) -> None:
@@ -52,11 +69,17 @@ def save_state(out: Path, state: RunState) -> None:
     np.savez(buf, **flat)
     with atomic_path(folder / f"strategy-{state.round}.npz") as tmp:
         tmp.write_bytes(buf.getvalue())
-    meta = {"round": state.round, "record": state.record, "strategy_layout": layout}
+    meta = {
+        "round": state.round,
+        "record": state.record,
+        "strategy_layout": layout,
+        "run_key": state.run_key,
+    }
     write_json(folder / "state.json", meta)
     for old in [*folder.glob("arrays-*.npz"), *folder.glob("strategy-*.*")]:
         if old.stem.rsplit("-", 1)[1] != str(state.round):
             old.unlink(missing_ok=True)
+    prune_residuals(residual_folder(out), kept_round=state.round)
 
 
 def load_state(out: Path) -> RunState:
@@ -79,7 +102,10 @@ def load_state(out: Path) -> RunState:
     with np.load(folder / f"strategy-{rnd}.npz", allow_pickle=False) as npz:
         flat = {k: npz[k] for k in npz.files}
     strategy = _unflatten(flat, meta["strategy_layout"])
-    return RunState(round=rnd, arrays=arrays, record=meta["record"], strategy=strategy)
+    state = RunState(round=rnd, arrays=arrays, record=meta["record"], strategy=strategy)
+    if meta.get("run_key"):  # a checkpoint of an older wattlm has none: a new key then
+        state.run_key = str(meta["run_key"])
+    return state
 
 
 def _flatten(state: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -7,6 +7,13 @@ the meter's source label, CPU and wall seconds, steps, rows. In a simulation cli
 Ray actor processes, one client at a time per process, so the CPU-time estimate of a
 client's window charges it only its own work (other clients run in other processes).
 
+With ``topk`` the client keeps its error-feedback residual in its Flower context and, when
+it has a residual folder, on disk after every round (:mod:`wattlm.federate.residuals`), so
+a resumed run (a new context) picks up the residual of the checkpointed round. The folder
+is the node config's ``residual-dir`` (a real SuperNode's own folder; a subfolder per run,
+``run-<key>``), else the ``residual-dir`` the server sends (a simulation, whose clients
+share the run folder), else none: the residual lives in memory only.
+
 Example:
     >>> app = make_client_app()  # doctest: +SKIP
     >>> type(app).__name__  # doctest: +SKIP
@@ -19,10 +26,17 @@ import functools
 import json
 import os
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wattlm.federate.codec import encode_update, from_record, to_record
 from wattlm.federate.config import FederateConfig, faults_for
+from wattlm.federate.residuals import (
+    drop_unfinished,
+    load_residual,
+    prune_residuals,
+    save_residual,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from flwr.app import Context, Message
@@ -42,6 +56,43 @@ def _model(job: str):
 
 def _partition(context: Context) -> int:
     return int(context.node_config["partition-id"])
+
+
+def residual_store(round_config, context: Context) -> Path | None:
+    """The folder where this client keeps its top-k residuals, or ``None`` (memory only).
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> ctx = NS(node_config={"partition-id": 0, "residual-dir": "/data/wattlm"})
+        >>> residual_store({"run-key": "ab12"}, ctx).as_posix()
+        '/data/wattlm/run-ab12'
+        >>> residual_store({"run-key": "ab12"}, NS(node_config={"partition-id": 0})) is None
+        True
+    """
+    own = context.node_config.get("residual-dir")
+    if own:
+        return Path(str(own)) / f"run-{round_config.get('run-key', 'unnamed')}"
+    shared = round_config.get("residual-dir")
+    return Path(str(shared)) if shared else None
+
+
+def _residual_before(
+    context: Context, folder: Path | None, part: int, rnd: int
+) -> tuple[dict[str, Any] | None, int]:
+    """The residual to add in round ``rnd`` and the round that left it (0: none).
+
+    From the context within a run; after a resume (an empty context) from ``folder``: the
+    newest residual of a round before ``rnd`` (the server sends ``rnd`` only once ``rnd − 1``
+    is checkpointed); any of ``rnd`` or later is from a round that never finished and goes.
+    """
+    if "residual" in context.state:
+        meta = context.state.get("residual-meta")
+        return from_record(context.state["residual"]), int(meta["round"]) if meta else 0
+    if folder is None:
+        return None, 0
+    drop_unfinished(folder, after=rnd - 1, partition=part)
+    found = load_residual(folder, part, before=rnd)
+    return (found[1], found[0]) if found else (None, 0)
 
 
 def make_client_app():
@@ -109,14 +160,19 @@ def train(msg: Message, context: Context) -> Message:
     m = meter.end_window("local-train")
 
     t0 = time.perf_counter()
-    residual = None
-    if "residual" in context.state:
-        residual = from_record(context.state["residual"])
+    folder, residual, residual_round = None, None, 0
+    if cfg.compression == "topk":
+        folder = residual_store(msg.content["config"], context)
+        residual, residual_round = _residual_before(context, folder, part, rnd)
     sent, residual = encode_update(
         get_arrays(lm.model), base, cfg.compression, fraction=cfg.topk_fraction, residual=residual
     )
     if residual is not None:
+        if folder is not None:  # on disk first: a failed write leaves the context as it was
+            save_residual(folder, part, rnd, residual)
+            prune_residuals(folder, kept_round=rnd - 1, partition=part)
         context.state["residual"] = to_record(residual)
+        context.state["residual-meta"] = ConfigRecord({"round": rnd})
     _corrupt(sent, faults)
     encode_s = time.perf_counter() - t0
 
@@ -132,6 +188,9 @@ def train(msg: Message, context: Context) -> Message:
         "wall-s": time.perf_counter() - wall0,
         "pid": os.getpid(),
     }
+    if cfg.compression == "topk":
+        report["residual-round"] = residual_round
+        report["residual-stored"] = folder is not None
     if m.energy_j is not None:
         report["energy-j"] = m.energy_j
     content = RecordDict(

@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +107,13 @@ def simulate(config: FederateConfig, out: Path, *, resume: bool, progress: bool)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     from flwr.simulation import run_simulation
 
+    from wattlm.federate.checkpoint import residual_folder
     from wattlm.federate.client import make_client_app
     from wattlm.federate.server import make_server_app
 
     if not progress:
         logging.getLogger("flwr").setLevel(logging.ERROR)
-    server = make_server_app(config, out, resume=resume)
+    server = make_server_app(config, out, resume=resume, residual_dir=residual_folder(out))
     cpus = max(os.cpu_count() or 1, config.threads)
     run_simulation(
         server_app=server,
@@ -203,7 +205,7 @@ def finish(
         "totals": totals,
         "central": central,
         "resumed_after": record.get("resumed_after", []),
-        "notes": notes(config),
+        "notes": notes(config, rounds),
     }
     result = _json_safe(result)
     validate_result(result, source=RESULT)
@@ -230,8 +232,17 @@ def per_client(rounds: list[dict[str, Any]], clients: int) -> list[dict[str, Any
     return out
 
 
-def notes(config: FederateConfig) -> list[str]:
-    """Caveats a reader of the figures must know."""
+def notes(config: FederateConfig, rounds: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """Caveats a reader of the figures must know (``rounds``: the record's rounds).
+
+    Example:
+        >>> cfg = FederateConfig(clients=2, compression="topk")
+        >>> ok = {"partition": 0, "status": "ok", "residual_stored": True}
+        >>> notes(cfg, [{"clients": [ok, {**ok, "partition": 1, "residual_stored": False}]}])[-1][:52]
+        'top-k residuals of clients [1] live only in their Fl'
+        >>> notes(cfg, [{"clients": [ok]}])[-1][:52]
+        'top-k error-feedback residuals are saved by every cl'
+    """
     out = [
         "simulation: all clients share one machine; each client's window is charged the CPU "
         "time of the process running it, one client at a time (estimate) — a sensor would "
@@ -239,9 +250,25 @@ def notes(config: FederateConfig) -> list[str]:
         "bytes are the serialised Flower records (both ways); transport framing not included",
     ]
     if config.compression == "topk":
-        out.append(
-            "top-k error-feedback residuals live in the client's context; a resumed run restarts them at zero"
+        memory_only = sorted(
+            {
+                c["partition"]
+                for r in rounds
+                for c in r["clients"]
+                if c.get("residual_stored") is False
+            }
         )
+        if memory_only:
+            out.append(
+                f"top-k residuals of clients {memory_only} live only in their Flower context "
+                "(no residual folder: a SuperNode without residual-dir in its node config); "
+                "a resumed run restarts theirs at zero"
+            )
+        else:
+            out.append(
+                "top-k error-feedback residuals are saved by every client after each round; a "
+                "resumed run gives each client the one it had after the checkpointed round"
+            )
     return out
 
 

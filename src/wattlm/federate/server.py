@@ -26,6 +26,7 @@ from wattlm.errors import WattlmError
 from wattlm.federate.checkpoint import RunState, load_state, save_state
 from wattlm.federate.codec import check_update, decode_update, from_record, record_bytes, to_record
 from wattlm.federate.config import FederateConfig, parse_fault
+from wattlm.federate.residuals import drop_unfinished
 from wattlm.federate.strategy import aggregate, make_strategy, restore_strategy, strategy_state
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,9 +42,17 @@ class AbortedRun(RuntimeError):
     """An injected abort (``abort@<round>:0``): the server stops as if killed."""
 
 
-def make_server_app(config: FederateConfig, out_dir: str | Path, *, resume: bool = False):
+def make_server_app(
+    config: FederateConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    residual_dir: Path | None = None,
+):
     """A ``ServerApp`` running ``config`` and leaving its state in ``out_dir``.
 
+    ``residual_dir``: a folder the clients can reach (a simulation on this machine) where
+    they keep their top-k residuals for a resume (see :func:`run_rounds`).
     The returned app has a ``result`` dict attribute filled with the run's record (``rounds``,
     ``initial_quality``, ...) as it goes.
     """
@@ -54,7 +63,8 @@ def make_server_app(config: FederateConfig, out_dir: str | Path, *, resume: bool
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        server.result.update(run_rounds(grid, config, Path(out_dir), resume=resume))  # type: ignore[attr-defined]
+        record = run_rounds(grid, config, Path(out_dir), resume=resume, residual_dir=residual_dir)
+        server.result.update(record)  # type: ignore[attr-defined]
 
     return server
 
@@ -84,8 +94,21 @@ def node_partitions(grid: Grid, nodes: list[int], timeout_s: float) -> dict[int,
     return out
 
 
-def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> dict[str, Any]:
-    """The whole server side of a run; returns the record (also checkpointed each round)."""
+def run_rounds(
+    grid: Grid,
+    cfg: FederateConfig,
+    out: Path,
+    *,
+    resume: bool,
+    residual_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The whole server side of a run; returns the record (also checkpointed each round).
+
+    With ``topk`` every round's config carries the run's key (clients with a
+    ``residual-dir`` in their node config keep their residuals in a folder of that name)
+    and ``residual_dir`` when given: a folder on a file system the clients share with the
+    server (the simulation's ``<out>/checkpoint/residuals``), pruned with each checkpoint.
+    """
     import torch
     from flwr.app import ConfigRecord
 
@@ -102,6 +125,8 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
         restore_strategy(strategy, state.strategy)
         record = state.record
         record.setdefault("resumed_after", []).append(state.round)
+        if residual_dir is not None:
+            drop_unfinished(residual_dir, after=state.round)
     else:
         record = {"initial_quality": _evaluate(lm, rows, cfg, meter), "rounds": []}
         state = RunState(round=0, arrays=get_arrays(lm.model), record=record)
@@ -112,6 +137,11 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
     parts = node_partitions(grid, nodes, connect_s)
     record["nodes"] = {str(p): n for n, p in sorted(parts.items(), key=lambda x: x[1])}
     job = json.dumps(cfg.to_dict(), sort_keys=True)
+    round_config: dict[str, str] = {"job": job}
+    if cfg.compression == "topk":
+        round_config["run-key"] = state.run_key
+        if residual_dir is not None:
+            round_config["residual-dir"] = str(Path(residual_dir).resolve())
     aborts = {parse_fault(f)[1] for f in cfg.faults if f.startswith("abort@")}
 
     for rnd in range(state.round + 1, cfg.rounds + 1):
@@ -120,7 +150,7 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
         t_round = time.perf_counter()
         random.seed(cfg.seed * 7919 + rnd)  # Flower samples nodes with `random`
         sent = list(
-            strategy.configure_train(rnd, to_record(arrays), ConfigRecord({"job": job}), grid)
+            strategy.configure_train(rnd, to_record(arrays), ConfigRecord(round_config), grid)
         )
         down = {m.metadata.dst_node_id: record_bytes(m.content) for m in sent}
         replies = {
@@ -172,7 +202,7 @@ def run_rounds(grid: Grid, cfg: FederateConfig, out: Path, *, resume: bool) -> d
                 "wall_s": time.perf_counter() - t_round,
             }
         )
-        save_state(out, RunState(rnd, arrays, record, strategy_state(strategy)))
+        save_state(out, RunState(rnd, arrays, record, strategy_state(strategy), state.run_key))
         log.info(
             "round %d: quality %.4f, %d/%d updates", rnd, quality["value"], len(updates), len(sent)
         )
@@ -219,6 +249,9 @@ def _client_entry(node: int, part: int | None, down: int, reply: Message | None)
         encode_s=float(rep["encode-s"]),
         wall_s=float(rep["wall-s"]),
     )
+    if "residual-round" in rep:  # top-k: where the client's error feedback came from
+        entry["residual_round"] = int(rep["residual-round"])
+        entry["residual_stored"] = bool(rep["residual-stored"])
     return entry
 
 
