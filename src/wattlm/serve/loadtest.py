@@ -201,12 +201,15 @@ def run_loadtest(cfg: LoadConfig, text: str) -> dict[str, Any]:
 
 
 def write_loadtest(record: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    """Write ``loadtest.json`` and ``loadtest.md`` into ``out``; return both paths."""
+    """Write ``loadtest.json`` and ``loadtest.md`` (a slot sweep's own report when the
+    record has a ``sweep``) into ``out``; return both paths."""
     from wattlm._files import write_json, write_text
     from wattlm.serve.loadreport import render_markdown
+    from wattlm.serve.sweepreport import render_sweep_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "loadtest.json", out / "loadtest.md"
     write_json(json_path, record)
-    write_text(md_path, render_markdown(record))
+    render = render_sweep_markdown if "sweep" in record else render_markdown
+    write_text(md_path, render(record))
     return json_path, md_path
