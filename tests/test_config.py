@@ -31,6 +31,7 @@ from wattlm.search.config import OptimizeConfig, StageSettings
 from wattlm.search.space import SearchSpace
 from wattlm.serve.config import ServeConfig
 from wattlm.serve.loadtest import LoadConfig
+from wattlm.serve.slotsweep import SweepConfig
 from wattlm.train.config import DistillConfig, FinetuneConfig, QatConfig, RecipeConfig
 from wattlm.training.options import DataConfig, TrainOptions
 
@@ -104,6 +105,7 @@ EXAMPLES = {
     QatConfig: QatConfig(model="runs/s", scheme="int8-dynamic", skip=("classifier",)),
     ServeConfig: ServeConfig(model="model.gguf", slots=2, threads=2, meter="estimate"),
     LoadConfig: LoadConfig(url="http://127.0.0.1:8000", rates=(1.0, 2.0), prompt_words=(8, 16)),
+    SweepConfig: SweepConfig(model="model.gguf", slots=(1, 2), slo_p99_ms=500.0, threads=2),
 }
 
 CONCRETE = [c for c in _all_config_classes() if c not in ABSTRACT]
