@@ -126,3 +126,23 @@ def test_a_client_past_the_round_timeout_is_recorded_and_left_out(tiny_setup, tm
     assert late["partition"] == 0 and late["status"] == "failed"
     assert late["reason"] == "no reply before the round timeout" and late["uplink_bytes"] == 0
     assert ok["status"] == "ok" and rnd["aggregated"] == 1 and rnd["failed"] == [0]
+
+
+@pytest.mark.slow
+def test_a_resumed_topk_run_gives_clients_their_checkpointed_residuals(tiny_setup, tmp_path):
+    from wattlm.federate.checkpoint import residual_folder
+    from wattlm.federate.residuals import stored_rounds
+    from wattlm.federate.server import AbortedRun
+
+    cfg = _cfg(tiny_setup, clients=2, rounds=2, compression="topk", faults=("abort@2:0",))
+    out = tmp_path / "run"
+    with pytest.raises(AbortedRun):
+        federate(cfg, out, progress=False)
+    assert stored_rounds(residual_folder(out)) == {0: [1], 1: [1]}
+    result = federate(cfg, out, resume=True, progress=False)
+    assert result["resumed_after"] == [1]
+    first, second = ([c["residual_round"] for c in r["clients"]] for r in result["rounds"])
+    assert first == [0, 0] and second == [1, 1]  # round 2 ran in new contexts
+    assert all(c["residual_stored"] for r in result["rounds"] for c in r["clients"])
+    assert stored_rounds(residual_folder(out)) == {0: [2], 1: [2]}
+    assert "saved by every client" in result["notes"][-1]
