@@ -191,6 +191,6 @@ def choose_slots(levels: list[dict[str, Any]], slo_p99_ms: float | None) -> dict
         f"lowest p99 ({pick['e2e_latency_p99_ms']:g} ms)"
     )
     if pick.get("lost"):
-        reason += f" but lost {pick['lost']} requests"
+        reason += f" but lost {pick['lost']} request{'' if pick['lost'] == 1 else 's'}"
     return {**out, "slots": pick["slots"], "meets_slo": False, "j_per_request": energy(pick),
             "reason": reason}  # fmt: skip
