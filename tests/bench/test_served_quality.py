@@ -4,6 +4,7 @@ cross-check, and fidelity (KL, top-1) of every backend against a cached referenc
 from __future__ import annotations
 
 import contextlib
+from typing import ClassVar
 
 import pytest
 import torch
@@ -153,3 +154,46 @@ def test_measure_served_matches_the_bench_sections_and_labels_a_proxy(registry, 
     assert proxy["value"] == pytest.approx(
         perplexity(lm.model, ids, max_length=32, stride=16).value, rel=1e-9
     )
+
+
+class _Counting(_Scaled):
+    """The scaled runtime, counting the windows it is asked to run."""
+
+    name = "counting"
+    calls: ClassVar[list] = []
+
+    @classmethod
+    @contextlib.contextmanager
+    def log_probs(cls, loaded, config, exported=None):
+        with _Scaled.log_probs(loaded, config, exported) as fn:
+
+            def run(window):
+                cls.calls.append(tuple(window))
+                return fn(window)
+
+            yield run
+
+
+def test_windows_shared_by_perplexity_and_fidelity_run_once(monkeypatch):
+    monkeypatch.setattr(sq, "backend_class", lambda n: _Counting if n == "counting" else None)
+    lm = tiny_causal_lm(seed=2)
+    ids = list(range(3, 99))  # perplexity windows start at 0, 16, 32, ..., 64 (32 long)
+    ref = reference_distribution(lm.model, ids, window=32, context=16, max_tokens=32)
+    assert [w[0] for w in ref.windows] == [3, 35]  # both are perplexity windows too
+    monkeypatch.setattr(sq, "quality_tokens", lambda loaded, config: ids)
+    _Counting.calls = []
+    entry = sq.measure_served(
+        lm, BenchConfig(model="tiny", data="README.md", ppl_max_length=32, ppl_stride=16),
+        "counting", reference=ref,
+    )  # fmt: skip
+    assert len(_Counting.calls) == len(set(_Counting.calls))  # no window ran twice
+    assert set(ref.windows) <= set(_Counting.calls)
+    ppl_windows = {tuple(ids[s : s + 32]) for s in range(0, len(ids) - 32 + 16, 16)}
+    assert set(_Counting.calls) == ppl_windows | set(ref.windows)
+    assert len(_Counting.calls) == len(ppl_windows)  # fidelity cost no extra window
+    # the same figures as scoring each separately
+    fn = torch_log_probs(lm.model)
+    scaled = lambda w: torch.log_softmax(fn(w) / 2.0, -1)  # noqa: E731
+    alone = compare(ref, scaled)
+    assert entry["fidelity"]["kl_mean"] == pytest.approx(alone.kl_mean, rel=1e-6)
+    assert entry["fidelity"]["top1_agreement"] == alone.top1_agreement

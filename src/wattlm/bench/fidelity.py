@@ -43,6 +43,7 @@ from wattlm.errors import WattlmError
 __all__ = [
     "Fidelity",
     "Reference",
+    "SharedWindows",
     "compare",
     "load_reference",
     "reference_distribution",
@@ -75,6 +76,43 @@ class Fidelity:
 
     def to_dict(self) -> dict:
         return {"metric": "fidelity", **asdict(self)}
+
+
+class SharedWindows:
+    """A log-probability function that computes each of the reference's windows once.
+
+    Perplexity and fidelity are scored by the same runtime: when a perplexity window is
+    also one of ``reference``'s windows (same tokens: with the reference's windows a
+    multiple of the perplexity stride, they coincide), its log-probabilities are kept
+    until :func:`compare` asks for them, then handed over (and dropped), so the runtime
+    runs that window once. Any other window goes straight to ``fn``.
+
+    Example:
+        >>> calls = []
+        >>> def fn(window):
+        ...     calls.append(tuple(window))
+        ...     return torch.zeros(len(window), 4)
+        >>> ref = Reference(((1, 2, 3, 4),), 2, torch.zeros(2, 4))
+        >>> shared = SharedWindows(fn, ref)
+        >>> _ = shared([1, 2, 3, 4]), shared([5, 6]), shared([1, 2, 3, 4])
+        >>> calls
+        [(1, 2, 3, 4), (5, 6)]
+    """
+
+    def __init__(self, fn: LogProbsFn, reference: Reference | None) -> None:
+        self.fn = fn
+        self._wanted = set(reference.windows) if reference is not None else set()
+        self._kept: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def __call__(self, window: Sequence[int]) -> torch.Tensor:
+        key = tuple(int(t) for t in window)
+        if key in self._kept:
+            return self._kept.pop(key)
+        out = self.fn(list(key))
+        if key in self._wanted:
+            self._wanted.discard(key)
+            self._kept[key] = out
+        return out
 
 
 def torch_log_probs(model: torch.nn.Module) -> LogProbsFn:

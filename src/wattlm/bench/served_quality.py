@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from wattlm.bench.backends import backend_class
-from wattlm.bench.fidelity import Reference, compare, torch_log_probs
+from wattlm.bench.fidelity import Reference, SharedWindows, compare, torch_log_probs
 from wattlm.bench.quality import all_cores, perplexity
 
 __all__ = [
@@ -95,7 +95,8 @@ def served_quality(
             continue
         if token_ids is None and reference is None:
             continue
-        with cls.log_probs(loaded, config, exported.get(name)) as scorer:
+        with cls.log_probs(loaded, config, exported.get(name)) as runtime_fn:
+            scorer = SharedWindows(runtime_fn, reference)  # windows both need run once
             if token_ids is not None:
                 runtime[name] = _perplexity(name, cls, loaded, config, scorer, token_ids,
                                             torch_quality, advance)  # fmt: skip
@@ -178,14 +179,16 @@ def _measure_served(loaded, config, backend, reference, exported) -> dict[str, A
     ids = quality_tokens(loaded, config)
     cls = backend_class(backend)
     if cls.log_probs_method is not None:
-        with cls.log_probs(loaded, config, exported) as scorer:
+        with cls.log_probs(loaded, config, exported) as runtime_fn:
+            scorer = SharedWindows(runtime_fn, reference)
             entry = _perplexity(backend, cls, loaded, config, scorer, ids, None, _quiet)
             if reference is not None:
                 entry["fidelity"] = _fidelity(reference, scorer, cls.log_probs_method)
         return entry
-    scorer = torch_log_probs(loaded.model)
+    scorer = SharedWindows(torch_log_probs(loaded.model), reference)
     window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
-    ppl = perplexity(loaded.model, ids, max_length=window, stride=min(config.ppl_stride, window))
+    model = scorer if reference is not None else loaded.model  # one pass serves both
+    ppl = perplexity(model, ids, max_length=window, stride=min(config.ppl_stride, window))
     dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
     entry = {**ppl.to_dict(), "data": config.data, "split": "test", "backend": "torch",
              "dtype": dtype}  # fmt: skip

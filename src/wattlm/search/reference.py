@@ -22,13 +22,15 @@ from typing import Any
 from wattlm.bench.fidelity import Reference, load_reference, reference_distribution, save_reference
 from wattlm.errors import WattlmError
 
-#: tokens per scored window, of which the first CONTEXT only give context
-WINDOW = 256
-CONTEXT = 128
+#: tokens per scored window, of which the first CONTEXT only give context: the perplexity
+#: window (512, stride 256), so that every reference window is also a perplexity window
+#: and a trial's runtime scores it once for both (:class:`~wattlm.bench.fidelity.SharedWindows`)
+WINDOW = 512
+CONTEXT = 256
 #: scored positions (a 49k-token vocabulary takes 100 MB in float16)
 SCORED_TOKENS = 1024
 #: bump when the reference's computation changes (old files are then ignored)
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2
 
 _LOADED: dict[str, Reference] = {}
 
