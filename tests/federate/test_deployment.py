@@ -69,6 +69,8 @@ def test_superlink_and_two_supernodes_run_a_round(tiny_setup, tmp_path):
     try:
         _wait_port(link)
         for i in range(2):
+            # node 0 keeps its top-k residuals in a folder of its own; node 1 in memory only
+            own = f' residual-dir="{tmp_path / "node-0"}"' if i == 0 else ""
             procs.append(
                 _start(
                     [
@@ -79,14 +81,14 @@ def test_superlink_and_two_supernodes_run_a_round(tiny_setup, tmp_path):
                         "--port",
                         str(_free_port()),
                         "--node-config",
-                        f"partition-id={i} num-partitions=2",
+                        f"partition-id={i} num-partitions=2{own}",
                     ],
                     tmp_path / f"supernode-{i}.log",
                 )
             )
         cfg = FederateConfig(
             model=str(model), data=str(data), clients=2, rounds=1, lr=1e-3, batch_size=8,
-            seq_len=16, timeout_s=300,
+            seq_len=16, timeout_s=300, compression="topk", topk_fraction=0.1,
         )  # fmt: skip
         result = federate(cfg, tmp_path / "run", superlink=f"127.0.0.1:{link}", progress=False)
     finally:
@@ -101,3 +103,8 @@ def test_superlink_and_two_supernodes_run_a_round(tiny_setup, tmp_path):
     assert [c["partition"] for c in rnd["clients"]] == [0, 1]
     assert all(c["status"] == "ok" and c["energy_j"] > 0 for c in rnd["clients"])
     assert result["totals"]["bytes"] > 0
+    assert [c["residual_stored"] for c in rnd["clients"]] == [True, False]
+    (run_dir,) = (tmp_path / "node-0").iterdir()  # run-<key>, the key kept in the checkpoint
+    assert run_dir.name.startswith("run-") and len(run_dir.name) == 4 + 32
+    assert sorted(p.name for p in run_dir.iterdir()) == ["client-0-round-1.npz"]
+    assert "clients [1] live only in their Flower context" in result["notes"][-1]

@@ -8,6 +8,10 @@ Each SuperNode is started with its partition in its node config, e.g.::
         --node-config "partition-id=0 num-partitions=2"
     wattlm federate --clients 2 --superlink 127.0.0.1:9093 --out runs/fed
 
+With ``--compression topk`` a SuperNode whose node config also names a folder of its own
+(``residual-dir="/var/lib/wattlm"``) keeps its top-k residuals there, so that a resumed run
+restores them (:mod:`wattlm.federate.residuals`); without it they restart at zero.
+
 ``submit`` writes a Flower app folder under ``<out>/flower-app`` (a ``pyproject.toml``
 naming :data:`server` and :data:`client`, the run's config in ``[tool.flwr.app.config]``)
 and a Flower config naming the SuperLink, then runs ``flwr run ... --stream``. The
