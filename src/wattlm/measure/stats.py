@@ -27,10 +27,19 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Stat", "ci_overlap", "intervals_overlap", "median_ci_ranks", "summarize"]
+__all__ = [
+    "Stat",
+    "ci_overlap",
+    "intervals_overlap",
+    "mean_interval",
+    "median_ci_ranks",
+    "summarize",
+    "t975",
+]
 
 # Two-sided 95% Student t quantiles t_{0.975, df} (scipy.stats.t.ppf(0.975, df)).
 _T975 = {1: 12.706204736174698, 2: 4.302652729749464, 3: 3.182446305284263, 4: 2.7764451051977987}
+_Z975 = 1.959963984540054
 _MIN_ORDER_N = 6
 
 
@@ -98,6 +107,41 @@ def median_ci_ranks(n: int, level: float = 0.95) -> tuple[int, int, float] | Non
     return best
 
 
+def t975(df: int) -> float:
+    """The two-sided 95% Student t quantile for ``df`` degrees of freedom: exact for 1..4,
+    the Cornish-Fisher expansion beyond (within 0.1% from 5 on).
+
+    Example:
+        >>> round(t975(2), 3), round(t975(30), 3)
+        (4.303, 2.042)
+    """
+    if df in _T975:
+        return _T975[df]
+    z = _Z975
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def mean_interval(values: list[float]) -> tuple[float, float] | None:
+    """The 95% interval of the mean of ``values`` (Student's t); ``None`` under 2 values.
+
+    Clipped at 0 when no value is negative.
+
+    Example:
+        >>> mean_interval([1.0, 2.0, 3.0])
+        (0.0, 4.484138)
+        >>> mean_interval([5.0]) is None
+        True
+    """
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    half = t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    low = mean - half
+    if min(values) >= 0:
+        low = max(low, 0.0)
+    return round(low, 6), round(mean + half, 6)
+
+
 def summarize(values: Iterable[float], *, cv_threshold: float = 0.10, unit: str = "") -> Stat:
     """Median, 95% CI, coefficient of variation and noise flag of ``values``."""
     xs = sorted(float(v) for v in values)
@@ -120,7 +164,7 @@ def summarize(values: Iterable[float], *, cv_threshold: float = 0.10, unit: str 
             median, xs[lo_rank - 1], xs[hi_rank - 1], "order-statistic", cv, n, noisy, unit, mean,
             coverage,
         )  # fmt: skip
-    half = _T975[n - 1] * sd / math.sqrt(n)
+    half = t975(n - 1) * sd / math.sqrt(n)
     low, high = mean - half, mean + half
     if xs[0] >= 0:
         low = max(low, 0.0)

@@ -32,49 +32,15 @@ Example:
 
 from __future__ import annotations
 
-import math
-import statistics
 from typing import Any
 
-from wattlm.measure.stats import intervals_overlap
+from wattlm.measure.stats import intervals_overlap, mean_interval
 
 #: what the sweep's latency figures are
 LATENCY = (
     "end-to-end request latency: from sending a request to its last streamed chunk, "
     "answered requests only"
 )
-
-# two-sided 95% Student t quantiles for 1..4 degrees of freedom; beyond, Cornish-Fisher
-_T975 = {1: 12.706204736174698, 2: 4.302652729749464, 3: 3.182446305284263, 4: 2.7764451051977987}
-_Z975 = 1.959963984540054
-
-
-def _t975(df: int) -> float:
-    if df in _T975:
-        return _T975[df]
-    z = _Z975
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-def mean_interval(values: list[float]) -> tuple[float, float] | None:
-    """The 95% interval of the mean of ``values`` (Student's t); ``None`` under 2 values.
-
-    Clipped at 0 when no value is negative.
-
-    Example:
-        >>> mean_interval([1.0, 2.0, 3.0])
-        (0.0, 4.484138)
-        >>> mean_interval([5.0]) is None
-        True
-    """
-    if len(values) < 2:
-        return None
-    mean = statistics.fmean(values)
-    half = _t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    low = mean - half
-    if min(values) >= 0:
-        low = max(low, 0.0)
-    return round(low, 6), round(mean + half, 6)
 
 
 def level_entry(slots: int, summary: dict[str, Any], energies_j: list[float]) -> dict[str, Any]:
