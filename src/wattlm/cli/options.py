@@ -9,8 +9,8 @@ through :func:`shown`. :func:`bench_config` turns the measurement flags into a
 
 Example:
     >>> from typing import get_args
-    >>> get_args(Repeats)[1].help
-    'Measured repeats per run (optimize: at the full stage).'
+    >>> get_args(PromptTokens)[1].help
+    'Prompt length in tokens.'
 """
 
 from __future__ import annotations
