@@ -143,7 +143,9 @@ def _row(record: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
         "energy_source": rec.get("energy_source"),
         # the llama.cpp peer runs the file the baseline was loaded from: its quality is the
         # baseline's figure (torch on the same weights, dequantized), not its own
-        "quality_reused": any("reused" in n for n in rec.get("notes") or []),
+        # (a search trial's notes are its screen's: they say nothing of its full stage)
+        "quality_reused": rec.get("number") is None
+        and any("reused" in n for n in rec.get("notes") or []),
     }
 
 
