@@ -65,6 +65,7 @@ def test_yaml_float_without_a_dot_is_read_as_a_number(tmp_path):
         ({"keep_sparsity": "yes"}, "keep_sparsity must be true or false"),
         ({"max_time_s": 0}, "max_time_s must be > 0"),
         ({"precision": "fp16"}, "unknown precision 'fp16'.*fp32, bf16"),
+        ({"meter": "watts"}, "unknown meter 'watts'"),
         ({"seed": -1}, "seed must be an integer >= 0"),
     ],
 )
@@ -177,3 +178,20 @@ def test_prune_heal_int8_recipe_saves_and_reloads(tmp_path, text_file):
     ids = torch.tensor([[3, 14, 15, 92, 65]])
     with torch.no_grad():
         assert torch.equal(back.model(ids).logits, lm.model(ids).logits)
+
+
+def test_heal_reports_its_energy_and_the_meter_that_measured_it():
+    lm = tiny_causal_lm()
+    ctx = CompressContext(calibration=torch.randint(3, 300, (8, 32)))
+    report = compress_(lm.model, HealConfig(**{**FAST, "steps": 3}, meter="estimate"), ctx)
+    assert report["energy_j"] > 0
+    assert report["energy_source"].startswith("estimate:")
+    assert report["steps"] == 3
+
+
+def test_heal_with_the_null_meter_reports_no_energy():
+    lm = tiny_causal_lm()
+    ctx = CompressContext(calibration=torch.randint(3, 300, (8, 32)))
+    report = compress_(lm.model, HealConfig(**{**FAST, "steps": 1}, meter="null"), ctx)
+    assert report["energy_j"] is None
+    assert report["energy_source"] == "unavailable"

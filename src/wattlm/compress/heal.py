@@ -10,6 +10,9 @@ are set back to zero after every optimizer step
 before, weight for weight. A model without zeros (structured pruning, dropped layers) heals
 without masks, and the report says so.
 
+The steps run under an energy meter (``meter``, ``auto`` by default, as for ``wattlm
+train``): the report carries ``energy_j`` and ``energy_source``, what healing cost.
+
 Weights stay plain float ``nn.Linear`` values, so no restorer is needed. ``heal`` trains
 float weights: put it before quantization stages (it refuses quantized layers).
 """
@@ -24,6 +27,7 @@ import torch
 from wattlm._config import check, check_choice, check_int, check_positive
 from wattlm.compress.base import CompressConfig, CompressContext, register
 from wattlm.errors import WattlmError
+from wattlm.measure import METER_KINDS
 from wattlm.training.data import TextChunks
 from wattlm.training.ddp import DistEnv
 from wattlm.training.loop import LoopSpec, prepare_model, train_loop
@@ -53,7 +57,8 @@ class HealConfig(CompressConfig):
     """Fine-tune for ``steps`` optimizer steps on ``samples`` × ``seq_len`` calibration tokens.
 
     Batches of ``batch_size`` sequences are drawn epoch after epoch (a fresh seeded order
-    each pass) until ``steps`` or ``max_time_s`` is reached. AdamW without weight decay,
+    each pass) until ``steps`` or ``max_time_s`` is reached; ``meter`` measures the energy
+    the steps take (one of :data:`~wattlm.measure.METER_KINDS`). AdamW without weight decay,
     linear decay of ``lr`` to zero, gradient norm clipped at 1; ``precision="bf16"`` runs
     the forward pass under bf16 autocast (weights and optimizer stay fp32).
 
@@ -74,6 +79,7 @@ class HealConfig(CompressConfig):
     max_time_s: float | None = None
     precision: str = "fp32"
     seed: int = 0
+    meter: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr", _as_float("lr", self.lr))
@@ -95,6 +101,7 @@ class HealConfig(CompressConfig):
         if self.max_time_s is not None:
             check_positive("max_time_s", self.max_time_s)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("meter", self.meter, METER_KINDS)
 
 
 def _check_trainable(model: torch.nn.Module) -> list[str]:
@@ -141,7 +148,7 @@ def _apply(model: torch.nn.Module, config: HealConfig, ctx: CompressContext) -> 
         precision=config.precision,
         seed=config.seed,
         device="cuda" if device.startswith("cuda") else "cpu",
-        meter="null",
+        meter=config.meter,
     )
     data = TextChunks(ids.reshape(-1).tolist(), config.seq_len)
     hf_config = getattr(model, "config", None)
@@ -167,6 +174,8 @@ def _apply(model: torch.nn.Module, config: HealConfig, ctx: CompressContext) -> 
         "sparsity_after": masks.sparsity() if masks else None,
         "masked_layers": len(masks.masks) if keep else 0,
         "time_s": loop.time_s,
+        "energy_j": loop.energy_j,
+        "energy_source": loop.energy_source,
     }
     if notes:
         report["notes"] = notes
