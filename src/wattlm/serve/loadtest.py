@@ -135,8 +135,6 @@ def _server_info(cfg: LoadConfig) -> dict[str, Any] | None:
 
 def run_loadtest(cfg: LoadConfig, text: str) -> dict[str, Any]:
     """Run every rate of ``cfg`` on prompts cut from ``text``; return the loadtest record."""
-    from wattlm._version import __version__
-
     info = _server_info(cfg)
     if info is None:
         raise WattlmError(
@@ -184,18 +182,50 @@ def run_loadtest(cfg: LoadConfig, text: str) -> dict[str, Any]:
         "server energy: the sum of the energy_j each answer's usage carried (the server's "
         "own per-request attribution); meter energy: wattlm's meter over the whole level",
     ]
-    if meter is not None and meter.source == "rapl":
-        notes.append("RAPL counts the whole CPU package, not only the server process")
+    return loadtest_record(
+        target=cfg.base_url,
+        config=cfg.to_dict(),
+        server=info,
+        meter=meter.describe() if meter is not None else None,
+        levels=levels,
+        notes=notes,
+    )
+
+
+def loadtest_record(
+    *,
+    target: str,
+    config: dict[str, Any],
+    server: dict[str, Any] | None,
+    meter: dict[str, Any] | None,
+    levels: list[dict[str, Any]],
+    notes: list[str],
+    **sections: Any,
+) -> dict[str, Any]:
+    """The ``loadtest.json`` record: header, ``levels``, extra ``sections`` (a slot sweep's
+    ``sweep`` and ``choice``), then ``notes`` (with the RAPL caveat when ``meter`` is RAPL).
+
+    Example:
+        >>> rec = loadtest_record(target="http://h/v1", config={}, server=None,
+        ...                       meter={"source": "rapl"}, levels=[], notes=["n"], choice=1)
+        >>> list(rec)[:5], list(rec)[-2:], rec["notes"][1]
+        (['schema_version', 'kind', 'wattlm_version', 'created_utc', 'target'], ['choice', 'notes'], 'RAPL counts the whole CPU package, not only the server process')
+    """
+    from wattlm._version import __version__
+
+    if meter is not None and meter.get("source") == "rapl":
+        notes = [*notes, "RAPL counts the whole CPU package, not only the server process"]
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "loadtest",
         "wattlm_version": __version__,
         "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "target": cfg.base_url,
-        "config": cfg.to_dict(),
-        "server": info,
-        "meter": meter.describe() if meter is not None else None,
+        "target": target,
+        "config": config,
+        "server": server,
+        "meter": meter,
         "levels": levels,
+        **sections,
         "notes": notes,
     }
 

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 from wattlm._config import Config, check_int
 from wattlm.errors import WattlmError
 from wattlm.serve.child import ChildServer
-from wattlm.serve.loadtest import SCHEMA_VERSION, LoadConfig, run_loadtest
+from wattlm.serve.loadtest import LoadConfig, loadtest_record, run_loadtest
 from wattlm.serve.slotchoice import LATENCY, choose_slots, level_entry
 
 DEFAULT_SLOTS = (1, 2, 4, 8)
@@ -162,8 +161,6 @@ def run_slot_sweep(
     rate); ``on_level`` gets each finished level's ``sweep`` entry. A later slot count whose
     server does not start is recorded with its error; the first one's failure is an error.
     """
-    from wattlm._version import __version__
-
     if len(load.rates) != 1:
         raise WattlmError(
             f"a slot sweep needs one --rate, got {list(load.rates) or 'none'}",
@@ -187,29 +184,21 @@ def run_slot_sweep(
     if choice["slots"] is not None:
         choice["command"] = serve_command(cfg, choice["slots"])
     config = {k: v for k, v in load.to_dict().items() if k not in ("url", "server_pid")}
-    meter = next((lv["meter"] for lv in levels if lv.get("meter")), None)
-    notes = list(NOTES)
-    if meter is not None and meter.get("source") == "rapl":
-        notes.append("RAPL counts the whole CPU package, not only the server process")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "loadtest",
-        "wattlm_version": __version__,
-        "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "target": f"wattlm serve {cfg.model} (one child server per slot count)",
-        "config": {**config, "sweep": cfg.to_dict()},
-        "server": next((lv["server"] for lv in levels if lv.get("server")), None),
-        "meter": meter,
-        "levels": levels,
-        "sweep": {
+    return loadtest_record(
+        target=f"wattlm serve {cfg.model} (one child server per slot count)",
+        config={**config, "sweep": cfg.to_dict()},
+        server=next((lv["server"] for lv in levels if lv.get("server")), None),
+        meter=next((lv["meter"] for lv in levels if lv.get("meter")), None),
+        levels=levels,
+        notes=list(NOTES),
+        sweep={
             "rate": load.rates[0],
             "slo_p99_ms": cfg.slo_p99_ms,
             "latency": LATENCY,
             "levels": entries,
         },
-        "choice": choice,
-        "notes": notes,
-    }
+        choice=choice,
+    )
 
 
 def _failed_entry(slots: int, requests: int, error: str) -> dict[str, Any]:
