@@ -4,9 +4,12 @@ import pytest
 import torch
 
 from wattlm.bench.fidelity import (
+    PairedStop,
     Reference,
+    SharedWindows,
     compare,
     load_reference,
+    paired_nll,
     reference_distribution,
     save_reference,
     torch_log_probs,
@@ -72,3 +75,35 @@ def test_bad_windows_and_vocab_mismatch_are_clear_errors():
 def test_torch_log_probs_are_normalised():
     fn = torch_log_probs(tiny_causal_lm().model)
     assert torch.allclose(fn([4, 5, 6]).exp().sum(-1), torch.ones(3), atol=1e-5)
+
+
+def test_paired_nll_is_the_loss_of_the_next_token_on_both_sides():
+    # window (7, 8, 9, 10), context 1: positions 1, 2 predict tokens 9, 10 (position 3
+    # predicts a token outside the window)
+    vocab = 12
+    p = torch.log_softmax(torch.arange(4 * vocab, dtype=torch.float32).reshape(4, vocab) / 7, -1)
+    q = torch.log_softmax(torch.ones(4, vocab), -1)
+    ref = reference_distribution(_fixed(p), [7, 8, 9, 10], window=4, context=1)
+    ours, theirs = paired_nll(ref, 0, q)
+    assert ours.tolist() == pytest.approx([math.log(vocab)] * 2)
+    assert theirs.tolist() == pytest.approx([-p[1, 9].item(), -p[2, 10].item()], abs=2e-3)
+
+
+def test_a_watch_sees_each_reference_window_once_and_can_stop_the_scoring():
+    lm = tiny_causal_lm(seed=1)
+    ids = list(range(3, 99))
+    ref = reference_distribution(lm.model, ids, window=32, context=8)
+    calls, seen = [], []
+
+    def fn(window):
+        calls.append(tuple(window))
+        return torch_log_probs(lm.model)(window)
+
+    def watch(nll, base_nll):
+        seen.append((nll - base_nll).abs().max().item())
+        raise PairedStop(1.5, nll.numel())
+
+    with pytest.raises(PairedStop) as stop:
+        compare(ref, SharedWindows(fn, ref, watch))
+    assert stop.value.tokens == 32 - 8 - 1 and stop.value.ratio == 1.5
+    assert len(calls) == 1 and seen[0] < 1e-2  # the same model: equal losses (float16 ref)

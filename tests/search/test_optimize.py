@@ -7,6 +7,7 @@ import pytest
 from wattlm.errors import WattlmError
 from wattlm.report.result import validate_result
 from wattlm.search import optimize
+from wattlm.search.loop import tried
 from wattlm.search.synthetic import SyntheticEvaluator
 
 
@@ -47,7 +48,7 @@ def test_record_is_valid_and_decisions_follow_the_figures(
     trials = {t["number"]: t for t in record["trials"]}
     assert record["baseline"] == 0 and trials[0]["stage"] == "full"
     assert trials[0]["params"]["method"] == "none" and trials[0]["batch_size"] == 1
-    assert len(record["trials"]) == 1 + 14
+    assert tried(record) == 14
     assert record["pareto"] == _front_brute_force(record)
     assert all(trials[n]["pareto"] for n in record["pareto"])
     chosen = trials[record["recommended"]]
@@ -165,8 +166,9 @@ def test_rerun_continues_the_study_without_measuring_again(
         progress=False,
     )
     again = _log(log)[n_first:]
-    assert len(second["trials"]) == 1 + 9
-    assert {e["number"] for e in again if e["stage"] == "screen"} <= set(range(6, 10))
+    assert tried(second) == 9
+    last = first["trials"][-1]["number"]
+    assert all(e["number"] > last for e in again if e["stage"] == "screen")
     assert not any(e["number"] == 0 for e in again)  # the baseline is not measured twice
     old = {t["number"]: t["screen_metrics"] for t in first["trials"]}
     assert all(
@@ -205,3 +207,24 @@ def test_screen_only_decisions_when_nothing_is_remeasured(
     assert all(t["stage"] == "screen" for t in record["trials"][1:])
     assert record["recommended"] is not None
     assert record["ratios"]["tokens_per_joule_vs_peer"] is None  # the peer is full-stage only
+
+
+def test_n_trials_counts_distinct_configurations_not_asks(synthetic_config, tmp_path):
+    # 2 methods x 1 backend x 2 batch sizes x 1 thread: 4 configurations, so a random
+    # sampler repeats itself; repeats are answered from their records and not counted
+    space = tmp_path / "small.yaml"
+    space.write_text(
+        "methods: {none: [], bf16: [{method: cast, dtype: bfloat16}]}\n"
+        "backends: {torch: {}}\nbatch_sizes: [1, 8]\nthreads: [1]\n"
+    )
+    cfg = synthetic_config(str(space), sampler="random", n_trials=3, remeasure=1, seed=3)
+    record = optimize(cfg, out_dir=tmp_path / "a", evaluator=SyntheticEvaluator(), progress=False)
+    assert tried(record) == 3
+    assert record["search"]["stop_reason"] == "3 configurations tried"
+
+    # more trials than configurations (the baseline is one of the 4): asks end at 5 x 8
+    cfg = synthetic_config(str(space), sampler="random", n_trials=8, remeasure=1)
+    record = optimize(cfg, out_dir=tmp_path / "b", evaluator=SyntheticEvaluator(), progress=False)
+    assert len(record["trials"]) == 1 + 5 * 8
+    assert tried(record) <= 4
+    assert "kept proposing configurations already measured" in record["search"]["stop_reason"]

@@ -75,3 +75,28 @@ def test_search_on_a_gguf_file_measures_the_peer(tiny_gguf, text_file, tiny_conf
     assert peer["metrics"]["perplexity"] == record["trials"][0]["metrics"]["perplexity"]
     assert record["ratios"]["tokens_per_joule_vs_peer"] > 0
     assert (tmp_path / "run" / record["recommended_model"]["result_path"]).is_file()
+    chosen = record["recommended_model"]
+    saved = json.loads((tmp_path / "run" / chosen["result_path"]).read_text())
+    copied = any(n.startswith("not benched again") for n in saved["notes"])
+    assert copied == (chosen["backend"] == "llamacpp")  # the GGUF is the file measured
+
+
+def test_a_gguf_copied_byte_for_byte_is_not_benched_again(tmp_path):
+    from wattlm.search.recommend import _measured_file
+
+    ran = tmp_path / "trials" / "3" / "model.gguf"
+    ran.parent.mkdir(parents=True)
+    ran.write_bytes(b"GGUF" + bytes(range(256)) * 64)
+    result = tmp_path / "trials" / "3" / "full" / "result.json"
+    result.parent.mkdir()
+    result.write_text(json.dumps({"model": {"path": str(ran)}}))
+    target = tmp_path / "recommended" / "model.gguf"
+    target.parent.mkdir()
+    target.write_bytes(ran.read_bytes())
+    rec = {"number": 3, "stage": "full", "result_path": str(result)}
+
+    digest = _measured_file(rec, target)
+    assert digest is not None and len(digest) == 64
+    assert _measured_file({**rec, "stage": "screen"}, target) is None  # no full-stage bench
+    target.write_bytes(ran.read_bytes()[:-1] + b"\x00")  # one byte differs: bench again
+    assert _measured_file(rec, target) is None

@@ -217,3 +217,52 @@ def test_reserve_counts_remeasurements_peer_and_recommendation(synthetic_space, 
     assert s.reserve_s() == pytest.approx(3 * 70 + 80 + (40 + 20))
     s.peer = None
     assert s.reserve_s() == pytest.approx(3 * 70 + (40 + 20))
+
+
+def _oracle_reference(ids, vocab, window=64, context=32):
+    """A reference whose "baseline" gives each next token probability ~1: any real model
+    is far worse than it, token by token."""
+    import torch
+
+    from wattlm.bench.fidelity import Reference
+
+    windows, rows = [], []
+    for start in range(0, len(ids) - window + 1, window):
+        w = tuple(ids[start : start + window])
+        windows.append(w)
+        for j in range(context, window):
+            logits = torch.zeros(vocab)
+            if j + 1 < window:
+                logits[w[j + 1]] = 30.0
+            rows.append(torch.log_softmax(logits, -1))
+    return Reference(tuple(windows), context, torch.stack(rows).to(torch.float16))
+
+
+def test_real_quality_scoring_stops_early_when_clearly_over_the_limit(
+    base, text_file, tmp_path, monkeypatch
+):
+    from wattlm.bench.fidelity import save_reference
+    from wattlm.search import screen
+
+    ids = base.tokenizer(text_file.read_text()).input_ids
+    vocab = base.model.config.vocab_size
+    path = save_reference(_oracle_reference(ids, vocab), tmp_path / "ref.safetensors")
+    # one window of 31 pairs is enough here (the default asks for 128 tokens)
+    monkeypatch.setattr(screen.PairedRung.__init__, "__kwdefaults__", {"z": 4.0, "min_tokens": 16})
+    spec = _spec(
+        base, text_file, tmp_path, reference_path=str(path),
+        baseline_perplexity=1.5, quality_limit=1.5 * 1.03,
+    )  # fmt: skip
+    out = BenchEvaluator()(spec)
+    assert out["error"] is None and out["early_stop"] == QUALITY_SKIP
+    quality = out["quality"]
+    assert quality["method"] == screen.PAIRED_METHOD and quality["tokens"] == 64 - 32 - 1
+    assert any("stopped after 31 tokens" in n for n in out["notes"])
+    assert out["metrics"]["perplexity"] == pytest.approx(quality["value"]) and quality["value"] > 10
+    # without the baseline's perplexity there is no early stop: scored in full
+    full = BenchEvaluator()(
+        _spec(base, text_file, tmp_path, reference_path=str(path), quality_limit=1.5 * 1.03)
+    )
+    assert full["error"] is None, full
+    assert full["quality"].get("method") != screen.PAIRED_METHOD
+    assert full["quality"]["tokens"] > 31 and full["early_stop"] == QUALITY_SKIP

@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,10 +42,12 @@ from wattlm.errors import WattlmError
 
 __all__ = [
     "Fidelity",
+    "PairedStop",
     "Reference",
     "SharedWindows",
     "compare",
     "load_reference",
+    "paired_nll",
     "reference_distribution",
     "save_reference",
     "torch_log_probs",
@@ -64,6 +66,26 @@ class Reference:
     def scored_tokens(self) -> int:
         return int(self.log_probs.shape[0])
 
+    def within(self, token_ids: Sequence[int]) -> Reference:
+        """The leading windows that lie inside ``token_ids`` (the reference's windows are
+        consecutive chunks from the start of the same text), at least the first one: a
+        runtime that scores ``token_ids`` for perplexity runs those windows anyway.
+
+        Example:
+            >>> ref = Reference(((1, 2), (3, 4)), 1, torch.zeros(2, 5))
+            >>> ref.within([1, 2, 3]).windows, ref.within([1, 2, 3, 4]).windows
+            (((1, 2),), ((1, 2), (3, 4)))
+        """
+        ids = tuple(int(t) for t in token_ids)
+        k, start = 0, 0
+        for window in self.windows:
+            if ids[start : start + len(window)] != window:
+                break
+            k, start = k + 1, start + len(window)
+        k = max(k, 1)
+        scored = sum(len(w) - self.context for w in self.windows[:k])
+        return Reference(self.windows[:k], self.context, self.log_probs[:scored])
+
 
 @dataclass(frozen=True)
 class Fidelity:
@@ -76,6 +98,47 @@ class Fidelity:
 
     def to_dict(self) -> dict:
         return {"metric": "fidelity", **asdict(self)}
+
+
+class PairedStop(Exception):
+    """Raised by a :class:`SharedWindows` watch to end scoring early.
+
+    ``ratio`` is the candidate's perplexity over the reference's on the scored tokens so far
+    (a paired estimate: the same tokens, the same left context), ``tokens`` how many.
+    """
+
+    def __init__(self, ratio: float, tokens: int) -> None:
+        super().__init__(f"perplexity ratio {ratio:.4f} on {tokens} tokens")
+        self.ratio, self.tokens = ratio, tokens
+
+
+#: ``watch(candidate_nll, reference_nll)``: per-token negative log-likelihoods of one
+#: reference window's scored tokens, the candidate's and the original's (nats)
+WindowWatch = Callable[[torch.Tensor, torch.Tensor], None]
+
+
+def paired_nll(
+    reference: Reference, index: int, log_probs: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token NLL of a candidate and of the original on reference window ``index``.
+
+    ``log_probs`` is the candidate's output for the whole window. The scored positions are
+    those after the context; the last one predicts a token outside the window, so a window
+    of ``W`` tokens gives ``W - context - 1`` pairs.
+
+    Example:
+        >>> ref = Reference(((0, 1, 2, 3),), 1, torch.log(torch.full((3, 4), 0.25)))
+        >>> cand, orig = paired_nll(ref, 0, torch.log(torch.full((4, 4), 0.25)))
+        >>> cand.tolist() == orig.tolist(), len(cand)
+        (True, 2)
+    """
+    window = reference.windows[index]
+    scored = len(window) - reference.context
+    offset = index * scored  # the reference's windows all have the same length
+    targets = torch.tensor(window[reference.context + 1 :], dtype=torch.long).unsqueeze(1)
+    ours = log_probs[reference.context : -1].float()
+    theirs = reference.log_probs[offset : offset + scored - 1].float()
+    return -ours.gather(1, targets).squeeze(1), -theirs.gather(1, targets).squeeze(1)
 
 
 class SharedWindows:
@@ -99,9 +162,14 @@ class SharedWindows:
         [(1, 2, 3, 4), (5, 6)]
     """
 
-    def __init__(self, fn: LogProbsFn, reference: Reference | None) -> None:
+    def __init__(
+        self, fn: LogProbsFn, reference: Reference | None, watch: WindowWatch | None = None
+    ) -> None:
         self.fn = fn
-        self._wanted = set(reference.windows) if reference is not None else set()
+        self.reference = reference
+        self.watch = watch
+        self._index = {w: i for i, w in enumerate(reference.windows)} if reference else {}
+        self._wanted = set(self._index)
         self._kept: dict[tuple[int, ...], torch.Tensor] = {}
 
     def __call__(self, window: Sequence[int]) -> torch.Tensor:
@@ -112,6 +180,9 @@ class SharedWindows:
         if key in self._wanted:
             self._wanted.discard(key)
             self._kept[key] = out
+            if self.watch is not None and self.reference is not None:
+                # may raise PairedStop: the watch has seen enough of this candidate
+                self.watch(*paired_nll(self.reference, self._index[key], out))
         return out
 
 

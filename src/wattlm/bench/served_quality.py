@@ -25,7 +25,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from wattlm.bench.backends import backend_class
-from wattlm.bench.fidelity import Reference, SharedWindows, compare, torch_log_probs
+from wattlm.bench.fidelity import (
+    Reference,
+    SharedWindows,
+    WindowWatch,
+    compare,
+    torch_log_probs,
+)
 from wattlm.bench.quality import all_cores, perplexity
 
 __all__ = [
@@ -156,11 +162,20 @@ def measure_served(
     *,
     reference: Reference | None = None,
     exported: dict[str, Any] | None = None,
+    watch: WindowWatch | None = None,
 ) -> dict[str, Any]:
     """Perplexity of ``loaded`` as ``backend`` runs it (the runtime's own log-probabilities
     when it gives them; torch's otherwise, labelled a proxy for a runtime that gives none),
     with ``fidelity`` against ``reference`` when given: the entry :func:`served_entry`
     reads from a bench result, without running the bench (the search's quality-first rung).
+
+    Fidelity is scored on the reference's windows that lie inside the perplexity text
+    (:meth:`~wattlm.bench.fidelity.Reference.within`), so the runtime scores no window for
+    fidelity alone: a short perplexity slice (the search's screen) gets KL on fewer tokens.
+
+    ``watch`` sees the paired per-token losses of each reference window as soon as it is
+    scored (:class:`~wattlm.bench.fidelity.SharedWindows`) and may end the measurement by
+    raising :class:`~wattlm.bench.fidelity.PairedStop`, which propagates to the caller.
 
     Example:
         >>> from wattlm.bench.config import BenchConfig
@@ -172,20 +187,22 @@ def measure_served(
         ('torch', 63)
     """
     with all_cores():  # quality does not depend on the measured thread count
-        return _measure_served(loaded, config, backend, reference, exported)
+        return _measure_served(loaded, config, backend, reference, exported, watch)
 
 
-def _measure_served(loaded, config, backend, reference, exported) -> dict[str, Any]:
+def _measure_served(loaded, config, backend, reference, exported, watch) -> dict[str, Any]:
     ids = quality_tokens(loaded, config)
+    if reference is not None:  # fidelity on the windows the perplexity pass runs anyway
+        reference = reference.within(ids)
     cls = backend_class(backend)
     if cls.log_probs_method is not None:
         with cls.log_probs(loaded, config, exported) as runtime_fn:
-            scorer = SharedWindows(runtime_fn, reference)
+            scorer = SharedWindows(runtime_fn, reference, watch)
             entry = _perplexity(backend, cls, loaded, config, scorer, ids, None, _quiet)
             if reference is not None:
                 entry["fidelity"] = _fidelity(reference, scorer, cls.log_probs_method)
         return entry
-    scorer = SharedWindows(torch_log_probs(loaded.model), reference)
+    scorer = SharedWindows(torch_log_probs(loaded.model), reference, watch)
     window = min(config.ppl_max_length, loaded.context_length or config.ppl_max_length)
     model = scorer if reference is not None else loaded.model  # one pass serves both
     ppl = perplexity(model, ids, max_length=window, stride=min(config.ppl_stride, window))

@@ -38,7 +38,11 @@ def optimize_command(
     ] = "total",
     sampler: Annotated[str, typer.Option(help="nsga2, tpe, grid or random.")] = "nsga2",
     n_trials: Annotated[
-        int, typer.Option(help="Most trials to ask (the baseline not counted).")
+        int,
+        typer.Option(
+            help="Most distinct configurations to try (a configuration proposed again is answered "
+            "from its record and not counted; the baseline not counted)."
+        ),
     ] = 60,
     time_budget: Annotated[
         str, typer.Option(help="Wall-clock budget of the whole run (15m, 90s, 1h30m, none).")

@@ -3,7 +3,8 @@
 Steps, all through wattlm's own verbs:
 
 1. copy the baseline float model (``copy.deepcopy``) and apply the candidate's recipe
-   stages (``compress_``);
+   stages (``compress_``); a model healed by an earlier trial of the search (the stages up
+   to ``heal``) is loaded from the run's cache instead (:mod:`wattlm.search.heal_cache`);
 2. llama.cpp: export the result with ``export_gguf`` at the candidate's ``qtype`` into the
    trial folder, and load the file's dequantized weights back into the torch copy, so that
    perplexity is measured (by torch, as ``bench`` does) on the weights llama.cpp runs;
@@ -16,7 +17,6 @@ Ray ships it to its workers. :class:`BenchEvaluator` is the real one.
 
 from __future__ import annotations
 
-import copy
 import gc
 import tempfile
 import time
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from wattlm.bench.backends import backend_class
 from wattlm.bench.phases import stopping
 from wattlm.bench.served_quality import put_served, served_entry
-from wattlm.search import screen
+from wattlm.search import heal_cache, screen
 from wattlm.search.candidate import Candidate
 from wattlm.search.config import StageSettings
 from wattlm.search.metrics import empty_metrics, metrics_from_result
@@ -87,6 +87,9 @@ class TrialSpec:
     #: screen stage: a perplexity above this ends the trial before its bench (quality first,
     #: :mod:`wattlm.search.screen`); ``None``: no such rung
     quality_limit: float | None = None
+    #: screen stage: the baseline's screen perplexity (what :class:`~wattlm.search.screen.
+    #: PairedRung` compares with, token by token); ``None``: no early stop while scoring
+    baseline_perplexity: float | None = None
     #: screen stage: a mean KL divergence from the baseline above this (nats/token) ends the
     #: trial before its bench too (the KL budget); ``None``: no KL bound
     kl_limit: float | None = None
@@ -140,10 +143,15 @@ def apply_stages(model: Any, stages: list[dict[str, Any]], *, tokenizer: Any, da
 
 
 def build_variant(
-    base: Any, spec: TrialSpec, folder: Path, timings: dict[str, float] | None = None
+    base: Any,
+    spec: TrialSpec,
+    folder: Path,
+    timings: dict[str, float] | None = None,
+    info: dict[str, Any] | None = None,
 ) -> tuple[Any, int, list[str]]:
     """The model a trial runs, the bytes of its weights as run, and notes about it
-    (``timings``, when given, gets ``copy_s``, ``compress_s`` and ``export_s``)."""
+    (``timings``, when given, gets ``copy_s``, ``compress_s`` and ``export_s``; ``info``
+    gets ``heal``: the healing cost of the weights, :mod:`wattlm.search.heal_cache`)."""
     from wattlm.bench.isolated import add_timing
     from wattlm.models.fingerprint import weight_bytes
     from wattlm.models.load import LoadedModel
@@ -162,6 +170,7 @@ def build_variant(
     if not stages and not gguf:
         return base, weight_bytes(base.model), own
     timings = {} if timings is None else timings
+    info = {} if info is None else info
     label = f"{base.spec} [trial {spec.number}: {cand.label()}]"
     cached = gguf_cache_path(spec)
     if gguf and spec.quality is not None and cached is not None and cached.is_file():
@@ -170,6 +179,7 @@ def build_variant(
         started = time.perf_counter()
         gguf_path = _place(cached, folder / "model.gguf")
         add_timing(timings, "export_s", time.perf_counter() - started)
+        info["heal"] = heal_cache.cached_entry(spec.cache_dir, stages)
         note = (
             f"llama.cpp runs {gguf_path.name} ({cand.qtype}), exported by wattlm earlier in "
             "this search for the same weights"
@@ -178,12 +188,17 @@ def build_variant(
             base.model, base.tokenizer, label, gguf_path, "gguf", base.task, [note]
         )
         return loaded, gguf_path.stat().st_size, [note]
-    started = time.perf_counter()
-    model = copy.deepcopy(base.model)
-    copied = time.perf_counter()
-    add_timing(timings, "copy_s", copied - started)
-    log = apply_stages(model, stages, tokenizer=base.tokenizer, data=spec.data)
-    add_timing(timings, "compress_s", time.perf_counter() - copied)
+    started, copied_before = time.perf_counter(), timings.get("copy_s", 0.0)
+    model, log, info["heal"] = heal_cache.compress_copy(
+        base.model,
+        stages,
+        tokenizer=base.tokenizer,
+        data=spec.data,
+        cache_dir=spec.cache_dir,
+        timings=timings,
+    )  # healed weights come from the run's cache when another trial healed them
+    copied = timings.get("copy_s", 0.0) - copied_before
+    add_timing(timings, "compress_s", time.perf_counter() - started - copied)
     if not gguf:
         loaded = LoadedModel(model, base.tokenizer, label, task=base.task, compression=log)
         return loaded, weight_bytes(model), own
@@ -304,14 +319,17 @@ class BenchEvaluator:
             folder.mkdir(parents=True, exist_ok=True)
             started = time.perf_counter()
             timings: dict[str, float] = {}
-            loaded, bytes_as_run, notes = build_variant(base, spec, folder, timings)
+            info: dict[str, Any] = {}
+            loaded, bytes_as_run, notes = build_variant(base, spec, folder, timings, info)
+            heal = {"heal": info["heal"]} if info.get("heal") is not None else {}
             # the screen's rungs (wattlm.search.screen): quality first, then a bench that
             # stops early; a measured perplexity is handed to bench like a reused one
             first = screen.quality_first(loaded, spec, timings)
             if screen.outside_quality(spec, first):
                 outcome = screen.skipped_outcome(first, bytes_as_run, notes)
                 seconds = time.perf_counter() - started
-                return {**outcome, "seconds": seconds, "timings_s": breakdown(timings, seconds)}
+                timed = {"seconds": seconds, "timings_s": breakdown(timings, seconds)}
+                return {**outcome, **timed, **heal}
             measured = replace(spec, quality=first) if first is not None else spec
             cfg = bench_config(measured, loaded)
             reference = None
@@ -356,6 +374,7 @@ class BenchEvaluator:
                 "early_stop": early_stop,
                 "seconds": seconds,
                 "timings_s": breakdown(timings, seconds),
+                **heal,
             }
 
 

@@ -98,15 +98,56 @@ def _suggest(s: SearchState, trial: optuna.trial.Trial) -> Candidate:
     return s.space.suggest(trial)
 
 
-def _can_ask(s: SearchState, used: int) -> bool:
+#: asks per configuration at most: a sampler that keeps proposing configurations already
+#: measured (answered from their records at no cost) ends the search after this many
+MAX_ASKS_PER_TRIAL = 5
+
+
+def tried(record: dict[str, Any]) -> int:
+    """The distinct configurations a finished search (``optimize.json``) tried.
+
+    Example:
+        >>> tried({"trials": [{"number": 0, "duplicate_of": None, "error": None},
+        ...                   {"number": 1, "duplicate_of": 0, "error": None}]})
+        0
+    """
+    return configurations({t["number"]: t for t in record["trials"] if t["number"] > 0})
+
+
+def configurations(records: dict[int, TrialRecord]) -> int:
+    """How many distinct configurations the search has tried: records that are neither
+    answers from an earlier trial (``duplicate_of``) nor incompatible combinations.
+
+    Example:
+        >>> configurations({1: {"duplicate_of": None, "error": None},
+        ...                 2: {"duplicate_of": 1, "error": None},
+        ...                 3: {"duplicate_of": None, "error": "incompatible: x"}})
+        1
+    """
+    return sum(
+        1
+        for r in records.values()
+        if r["duplicate_of"] is None and not (r.get("error") or "").startswith("incompatible")
+    )
+
+
+def _can_ask(s: SearchState, tried: int, asked: int) -> bool:
+    """Whether to ask once more: ``tried`` distinct configurations (in flight included)
+    are fewer than ``n_trials``, the asks stay under :data:`MAX_ASKS_PER_TRIAL` × that, and
+    the time left covers one more trial and the reserve."""
     limit = min(s.cfg.n_trials, len(s.grid)) if s.grid else s.cfg.n_trials
-    if used >= limit:
-        s.stop_reason = f"{limit} trials asked"
+    if tried >= limit:
+        s.stop_reason = f"{limit} configurations tried"
+        return False
+    if asked >= MAX_ASKS_PER_TRIAL * limit:
+        s.stop_reason = (
+            f"{asked} trials asked: the sampler kept proposing configurations already measured"
+        )
         return False
     left = s.time_left()
     # the first trial is always asked: a search never ends having tried nothing (the
     # up-front check, wattlm.search.budget, refuses a budget that cannot hold one)
-    if used > 0 and left is not None and left < s.estimate_trial_s() + s.reserve_s():
+    if asked > 0 and left is not None and left < s.estimate_trial_s() + s.reserve_s():
         s.stop_reason = "time budget (no room for one more trial and the re-measurements)"
         return False
     return True
@@ -168,12 +209,14 @@ def search_loop(s: SearchState) -> None:
         )
     records = st.finished_records(study)
     s.stop_reason = None
-    s.ui.update(done=len(records), best=best_line(s, records))
+    s.ui.update(done=configurations(records), best=best_line(s, records))
     executor = make_executor(s.cfg.ray, s.cfg.ray_workers, max(s.space.threads))
     inflight: dict[Any, tuple[Any, Candidate, Any, float]] = {}
     try:
         while True:
-            while len(inflight) < executor.capacity and _can_ask(s, len(records) + len(inflight)):
+            while len(inflight) < executor.capacity and _can_ask(
+                s, configurations(records) + len(inflight), len(records) + len(inflight)
+            ):
                 trial = study.ask()
                 cand = _suggest(s, trial)
                 number = trial.number + 1
@@ -222,7 +265,7 @@ def search_loop(s: SearchState) -> None:
                 s.durations.append(seconds)
                 s.note_screened(rec)
                 s.ui.log(describe(rec, s.unit))
-                s.ui.update(done=len(records), best=best_line(s, records))
+                s.ui.update(done=configurations(records), best=best_line(s, records))
     finally:
         executor.close()
     if s.stop_reason:

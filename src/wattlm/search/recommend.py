@@ -5,12 +5,16 @@
 - llama.cpp variants: the trial's ``.gguf`` file (exported again if it is missing).
 
 The re-bench loads what was saved, exactly as a user would, and measures it at the full
-stage's settings: ``recommended/result.json`` + ``config.json``.
+stage's settings: ``recommended/result.json`` + ``config.json``. A ``.gguf`` that is a
+byte-identical copy of the file the trial's full stage ran in the same run (the usual
+case: llama.cpp loads the file, nothing is rebuilt) is not measured twice: its
+``result.json`` is that measurement's, with a note saying so and the file's SHA-256.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +35,6 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
     from wattlm.models.fingerprint import weight_bytes
     from wattlm.models.load import LoadedModel, load_model, save_model
     from wattlm.search.evaluate import TrialSpec, apply_stages, bench_config
-    from wattlm.search.metrics import metrics_from_result
 
     cfg, base, cand = s.cfg, s.base, candidate_of(rec)
     folder = s.out / "recommended"
@@ -69,6 +72,20 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
             )
         save_model(variant, target)
         del model, variant
+    measured = _measured_file(rec, target) if backend_class(cand.backend).runs_gguf else None
+    if measured is not None:
+        # the file is the very one the trial's full stage measured in this run: its bench
+        # is this file's bench (a second one would only re-measure the same bytes)
+        prior_dir = Path(rec["result_path"]).parent
+        bench_config_dict = json.loads((prior_dir / "config.json").read_text(encoding="utf-8"))
+        result = json.loads((prior_dir / "result.json").read_text(encoding="utf-8"))
+        result["notes"].append(
+            f"not benched again: {target.name} is a byte-identical copy (SHA-256 "
+            f"{measured[:16]}…) of the file trial {rec['number']} ran at the full stage in "
+            "this run; these are that measurement's figures"
+        )
+        write_run(folder, bench_config_dict, result)
+        return _entry(s, rec, cand, target, folder, result, target.stat().st_size)
     loaded = load_model(str(target), device=cfg.device)
     reused = _same_weights_quality(rec, loaded)
     spec = TrialSpec(
@@ -96,6 +113,22 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
         )
     write_run(folder, bench_cfg.to_dict(), result)
     size = target.stat().st_size if target.is_file() else weight_bytes(loaded.model)
+    return _entry(s, rec, cand, target, folder, result, size)
+
+
+def _entry(
+    s: SearchState,
+    rec: TrialRecord,
+    cand: Any,
+    target: Path,
+    folder: Path,
+    result: dict[str, Any],
+    size: int,
+) -> RecommendedModel:
+    """The record's ``recommended_model`` entry for the saved ``target`` and its bench."""
+    from wattlm.search.metrics import metrics_from_result
+
+    cfg = s.cfg
     metrics = metrics_from_result(
         result, objective=cfg.objective, weight_bytes=size, energy_view=cfg.energy_view
     )
@@ -120,10 +153,25 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
     }
 
 
+def _measured_file(rec: TrialRecord, target: Path) -> str | None:
+    """The SHA-256 of ``target`` when it is byte for byte the model file that trial
+    ``rec``'s full-stage bench ran (``None`` otherwise: not a full-stage trial, no result,
+    another file or other bytes)."""
+    from wattlm.assets.verify import sha256_file as file_sha256
+
+    path = rec.get("result_path")
+    if rec.get("stage") != "full" or not path or not Path(path).is_file():
+        return None
+    prior = json.loads(Path(path).read_text(encoding="utf-8"))
+    ran = Path(prior["model"].get("path") or "")
+    if not ran.is_file() or not target.is_file():
+        return None
+    digest = file_sha256(target)
+    return digest if file_sha256(ran) == digest else None
+
+
 def _same_weights_quality(rec: TrialRecord, loaded: Any) -> dict[str, Any] | None:
     """The trial's full-stage perplexity, when ``loaded`` holds exactly the weights it had."""
-    import json
-
     from wattlm.models.fingerprint import state_dict_sha256
 
     path = rec.get("result_path")

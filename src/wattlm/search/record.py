@@ -192,7 +192,9 @@ def _record(
         "quality is measured on the runtime that serves each configuration: llama.cpp's and "
         "ONNX Runtime's own log-probabilities (each trial's result keeps torch's figure on the "
         "same weights as a cross-check); KL and top-1 agreement are against the baseline's "
-        "next-token distribution on 1,024 test tokens"
+        "next-token distribution, on its windows inside each stage's perplexity text "
+        f"({_kl_positions(cfg.screen)} scored positions at the screen, "
+        f"{_kl_positions(cfg.full)} at the full stage)"
     )
     if s.base is not None:
         notes.extend(n for n in s.base.notes if n not in notes)
@@ -255,6 +257,20 @@ def _record(
         "notes": notes,
         "elapsed_s": round(time.monotonic() - s.started, 3),
     }
+
+
+def _kl_positions(settings: Any) -> int:
+    """Scored positions of the KL reference inside a stage's perplexity text.
+
+    Example:
+        >>> from wattlm.search.config import FULL, SCREEN
+        >>> _kl_positions(SCREEN), _kl_positions(FULL)
+        (512, 1024)
+    """
+    from wattlm.search.reference import CONTEXT, SCORED_TOKENS, WINDOW
+
+    windows = max(1, min(settings.ppl_max_tokens // WINDOW, SCORED_TOKENS // (WINDOW - CONTEXT)))
+    return windows * (WINDOW - CONTEXT)
 
 
 def _repeats(settings: Any) -> str:

@@ -10,7 +10,7 @@
    known, the peer is measured again at its batch size (the equal-batch ratio).
 3. **Search**: ask/tell over the space; every trial is *screened* (short perplexity slice,
    short bench), its perplexity compared with the baseline's at the same settings.
-   Asking stops at ``n_trials`` or when the time left would not cover one more trial plus
+   Asking stops at ``n_trials`` distinct configurations or when the time left would not cover one more trial plus
    the re-measurements and the recommendation.
 4. **Re-measure**: the lowest-energy feasible candidates are measured again at the
    *full* stage (the bench protocol's defaults); only full-stage figures decide.

@@ -9,7 +9,10 @@ A screened trial is measured in rungs, each cheaper than what it can spare:
    KL divergence and top-1 agreement against the baseline. A perplexity above
    ``quality_limit`` (the baseline's screen perplexity × (1 + budget + margin): clearly
    outside the budget, even allowing for the slice's difference from the full text) ends
-   the trial there: ``early_stop`` = :data:`QUALITY_SKIP`, no energy figure. The full
+   the trial there: ``early_stop`` = :data:`QUALITY_SKIP`, no energy figure. Scoring
+   itself stops early (:class:`PairedRung`) once the windows scored so far show the
+   weights clearly over that limit, compared token by token with the baseline on the same
+   tokens; the perplexity recorded is then a labelled estimate (:data:`PAIRED_METHOD`). The full
    stage scores quality first the same way (without torch's cross-check of a runtime's
    own figure: ``wattlm bench`` gives that), so its bench measures energy only.
 2. **Early stop of clear losers.** The bench runs under a
@@ -31,6 +34,94 @@ from typing import Any
 
 #: ``early_stop`` of a trial whose perplexity was clearly outside the budget
 QUALITY_SKIP = "energy not measured: outside the quality budget"
+#: ``method`` of a perplexity estimated by :class:`PairedRung` (scoring stopped early)
+PAIRED_METHOD = (
+    "estimate: the baseline's screen perplexity x exp(mean paired NLL difference) on the "
+    "tokens scored before the quality-first rung stopped"
+)
+
+
+class PairedRung:
+    """Stops quality scoring once the weights are clearly over the screen's limit.
+
+    It watches each reference window as the runtime scores it
+    (:class:`~wattlm.bench.fidelity.SharedWindows`): the per-token differences
+    ``d = NLL_trial - NLL_baseline`` on the same tokens, with the same left context. With
+    ``n >= min_tokens`` of them, mean ``m`` and standard error ``se``, it raises
+    :class:`~wattlm.bench.fidelity.PairedStop` when ``m - z * se > log(limit_ratio)``:
+    even ``z`` standard errors below its estimate, the perplexity ratio to the baseline
+    exceeds the limit's. ``z = 4`` covers the repeated looks and the correlation between
+    neighbouring tokens' losses. A configuration near the budget is never stopped by it;
+    it is scored in full.
+
+    Example:
+        >>> import torch
+        >>> rung = PairedRung(limit_ratio=1.03, min_tokens=4)
+        >>> base = torch.full((8,), 3.0)
+        >>> rung(base + 0.01, base)  # +1%: carry on
+        >>> try:
+        ...     rung(base + torch.tensor([.3, .25, .35, .3, .3, .28, .32, .3]), base)
+        ... except Exception as stop:
+        ...     print(type(stop).__name__, stop.tokens)
+        PairedStop 16
+    """
+
+    def __init__(self, limit_ratio: float, *, z: float = 4.0, min_tokens: int = 128) -> None:
+        import math
+
+        self.log_limit = math.log(limit_ratio)
+        self.z, self.min_tokens = z, min_tokens
+        self._diffs: list[Any] = []
+
+    def __call__(self, nll: Any, baseline_nll: Any) -> None:
+        import math
+
+        import torch
+
+        from wattlm.bench.fidelity import PairedStop
+
+        self._diffs.append((nll - baseline_nll).double())
+        d = torch.cat(self._diffs)
+        n = d.numel()
+        if n < max(self.min_tokens, 2):
+            return
+        mean = float(d.mean())
+        se = float(d.std()) / math.sqrt(n)
+        if mean - self.z * se > self.log_limit:
+            raise PairedStop(math.exp(mean), n)
+
+
+def paired_rung(spec: Any) -> PairedRung | None:
+    """The rung of a screened trial with a quality limit, a baseline perplexity and a
+    reference (``None`` otherwise: scored in full)."""
+    if spec.quality_limit is None or not spec.baseline_perplexity or not spec.reference_path:
+        return None
+    return PairedRung(spec.quality_limit / spec.baseline_perplexity)
+
+
+def stopped_quality(spec: Any, stop: Any) -> dict[str, Any]:
+    """The quality entry of a trial whose scoring :class:`PairedRung` stopped: a labelled
+    estimate, the baseline's screen perplexity times the paired ratio.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> spec = NS(baseline_perplexity=20.0, ppl_max_length=512, ppl_stride=256,
+        ...           data="wiki-sample", candidate=NS(backend="llamacpp"))
+        >>> e = stopped_quality(spec, NS(ratio=1.2, tokens=255))
+        >>> round(e["value"], 6), e["tokens"], e["method"].startswith("estimate")
+        (24.0, 255, True)
+    """
+    return {
+        "metric": "perplexity",
+        "value": spec.baseline_perplexity * stop.ratio,
+        "tokens": stop.tokens,
+        "max_length": spec.ppl_max_length,
+        "stride": spec.ppl_stride,
+        "data": spec.data,
+        "split": "test",
+        "backend": spec.candidate.backend,
+        "method": PAIRED_METHOD,
+    }
 
 
 def pruned_text(repeats: int) -> str:
@@ -117,14 +208,21 @@ def measure_quality(loaded: Any, spec: Any) -> dict[str, Any]:
     """The perplexity of ``loaded`` on the stage's slice of the test text, measured on the
     runtime that serves it (llama.cpp's own log-probabilities for a GGUF backend; torch's
     for torch), with its fidelity to the baseline when the spec names a reference: the
-    entry ``bench`` would give (:func:`~wattlm.bench.served_quality.measure_served`)."""
+    entry ``bench`` would give (:func:`~wattlm.bench.served_quality.measure_served`).
+    Scoring stops early when :func:`paired_rung` finds the weights clearly over the
+    limit: the entry is then :func:`stopped_quality`'s estimate."""
+    from wattlm.bench.fidelity import PairedStop
     from wattlm.bench.served_quality import measure_served
     from wattlm.search.evaluate import bench_config
     from wattlm.search.reference import load_cached
 
     reference = load_cached(spec.reference_path) if spec.reference_path else None
     cfg = bench_config(spec, loaded)
-    return measure_served(loaded, cfg, spec.candidate.backend, reference=reference)
+    watch = paired_rung(spec) if reference is not None else None
+    try:
+        return measure_served(loaded, cfg, spec.candidate.backend, reference=reference, watch=watch)
+    except PairedStop as stop:
+        return stopped_quality(spec, stop)
 
 
 def quality_first(loaded: Any, spec: Any, timings: dict[str, float]) -> dict[str, Any] | None:
@@ -160,6 +258,13 @@ def skipped_outcome(
 
     metrics = empty_metrics()
     fidelity = quality.get("fidelity") or {}
+    if quality.get("method") == PAIRED_METHOD:
+        notes = [
+            *notes,
+            f"quality scoring stopped after {quality['tokens']} tokens: clearly over the "
+            f"limit, paired with the baseline token by token; perplexity {quality['value']:.2f} "
+            "is an estimate",
+        ]
     metrics.update(
         perplexity=quality["value"],
         kl_mean=fidelity.get("kl_mean"),

@@ -65,6 +65,8 @@ class SearchState:
     #: each measured screened trial's full-stage wall time, predicted from its own
     #: screen breakdown (:func:`predict_full_s`): the reserve before any full stage ran
     full_guesses: list[float] = field(default_factory=list)
+    #: (screened objective, backend) of the best feasible screened trial so far
+    leader: tuple[float, str] | None = None
     #: the baseline model (real searches only)
     base: LoadedModel | None = None
     stop_reason: str | None = None
@@ -152,7 +154,7 @@ class SearchState:
         early stop.
         """
         cfg = self.cfg
-        quality_limit = stop_above = kl_limit = None
+        quality_limit = stop_above = kl_limit = baseline_perplexity = None
         if stage == "full" and number > 0 and not peer:
             # quality is scored first at the full stage too: weights over the budget there
             # are infeasible whatever their energy, so their bench is not run
@@ -162,7 +164,8 @@ class SearchState:
             kl_limit = cfg.kl_budget
             if cfg.quality_margin is not None and getattr(self, "baseline", None) is not None:
                 increase = cfg.budget + cfg.quality_margin
-                quality_limit = self.baseline_ppl("screen") * (1.0 + increase)
+                baseline_perplexity = self.baseline_ppl("screen")
+                quality_limit = baseline_perplexity * (1.0 + increase)
             if cfg.prune_factor is not None and best_screen and cfg.objective == "decode-energy":
                 stop_above = cfg.prune_factor * best_screen
         settings = cfg.screen if stage == "screen" else cfg.full
@@ -193,6 +196,7 @@ class SearchState:
             cache_dir=str(self.out / "cache"),
             reference_path=self.reference_path,
             quality_limit=quality_limit,
+            baseline_perplexity=baseline_perplexity,
             kl_limit=kl_limit,
             stop_above=stop_above,
         )
@@ -264,7 +268,7 @@ class SearchState:
         state = "failed" if error else ("complete" if feasible else "infeasible")
         if early_stop is not None and early_stop.startswith("pruned"):
             state = "pruned"
-        return {
+        rec: TrialRecord = {
             "number": number,
             "label": cand.label(),
             "params": cand.params(),
@@ -289,6 +293,9 @@ class SearchState:
             "notes": list(outcome.get("notes") or []),
             "candidate": cand.to_dict(),
         }
+        if outcome.get("heal") is not None:  # the healing cost of its weights (heal_cache)
+            rec["heal"] = dict(outcome["heal"])
+        return rec
 
     # -- time ------------------------------------------------------------------------------
     def estimate_trial_s(self) -> float:
@@ -314,12 +321,27 @@ class SearchState:
         guess = predict_full_s(rec, self.cfg.screen, self.cfg.full)
         if guess is not None:
             self.full_guesses.append(guess)
+        objective = (rec["metrics"].get("objective") or {}).get("median")
+        leads = self.leader is None or (objective is not None and objective < self.leader[0])
+        if rec["feasible"] and objective is not None and leads:
+            self.leader = (objective, rec["backend"])
+
+    def _leader_runs_gguf(self) -> bool:
+        """Whether the best feasible screened trial so far runs a GGUF file (llama.cpp):
+        its recommendation would be saved as a copy of the file its full stage measured."""
+        from wattlm.bench.backends import backend_class
+
+        return self.leader is not None and backend_class(self.leader[1]).runs_gguf
 
     def recommend_s(self) -> float:
         """Time kept for saving and re-benching the recommendation (real searches only):
-        a full-stage bench without perplexity (it is reused: same weights) and the save."""
+        a full-stage bench without perplexity (it is reused: same weights) and the save;
+        the save alone while the leader runs a GGUF file (a byte-identical copy of the file
+        its full stage measured is not benched again)."""
         if not self.real:
             return 0.0
+        if self._leader_runs_gguf():
+            return RECOMMEND_OVERHEAD_S
         quality = (self.baseline.get("timings_s") or {}).get("quality_s", 0.0)
         return max(self.estimate_full_s() - quality, 0.5 * self.estimate_full_s()) + (
             RECOMMEND_OVERHEAD_S
