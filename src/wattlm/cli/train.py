@@ -8,6 +8,7 @@ of ``--config FILE`` (a run's ``config.json``) or the recipe's default. Under
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -108,19 +109,8 @@ def _summary(result: dict[str, Any], out: Path) -> str:
     )
 
 
-@app.command("finetune")
-def finetune_command(
+def _recipe_options(
     *,
-    out: opt.Out,
-    model: shown(opt.Model, "minilm-l6") = None,
-    task: shown(opt.Task, "auto") = None,
-    keep_sparsity: Annotated[
-        bool | None,
-        typer.Option(
-            "--keep-sparsity/--no-keep-sparsity",
-            help="Hold zero weights at zero (heal a pruned model).",
-        ),
-    ] = None,
     data: opt.Data = None,
     seq_len: shown(opt.SeqLen, "128") = None,
     max_train_samples: opt.MaxTrainSamples = None,
@@ -158,9 +148,39 @@ def finetune_command(
     resume: opt.Resume = False,
     progress: opt.Progress = True,
 ) -> None:
+    """The data, training and run options every recipe takes after its own, declared once:
+    :func:`_takes_recipe_options` puts them into each command's signature."""
+
+
+def _takes_recipe_options(command):
+    """``command(*, out, <its own options>, **shared)`` with :func:`_recipe_options` spliced
+    in place of ``**shared`` (``--help`` lists them after the command's own; typer passes
+    them in ``shared``)."""
+    own = inspect.signature(command, eval_str=True).parameters.values()
+    recipe = inspect.signature(_recipe_options, eval_str=True).parameters.values()
+    params = [p for p in own if p.kind is not p.VAR_KEYWORD] + list(recipe)
+    command.__signature__ = inspect.Signature(params, return_annotation=None)
+    return command
+
+
+@app.command("finetune")
+@_takes_recipe_options
+def finetune_command(
+    *,
+    out: opt.Out,
+    model: shown(opt.Model, "minilm-l6") = None,
+    task: shown(opt.Task, "auto") = None,
+    keep_sparsity: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-sparsity/--no-keep-sparsity",
+            help="Hold zero weights at zero (heal a pruned model).",
+        ),
+    ] = None,
+    **shared: Any,
+) -> None:
     """Fine-tune a model: a classifier on labelled sentences, a causal LM on text."""
-    values = locals()
-    common = _common(values)
+    common = _common({"out": out, **shared})
     own = {"model": model, "task": task, "keep_sparsity": keep_sparsity}
     _run("finetune", _build("finetune", own, common), common)
 
@@ -174,6 +194,7 @@ def _student_spec(student: str | None, layers: str | None) -> str | None:
 
 
 @app.command("distill")
+@_takes_recipe_options
 def distill_command(
     *,
     out: opt.Out,
@@ -209,47 +230,11 @@ def distill_command(
         typer.Option(help="Weight of the hidden-state MSE loss (0: off).", show_default="0"),
     ] = None,
     task: shown(opt.Task, "auto") = None,
-    data: opt.Data = None,
-    seq_len: shown(opt.SeqLen, "128") = None,
-    max_train_samples: opt.MaxTrainSamples = None,
-    eval_split: shown(opt.EvalSplit, "test") = None,
-    eval_max_samples: shown(opt.EvalMaxSamples, "all") = None,
-    eval_max_tokens: shown(opt.EvalMaxTokens, "4096") = None,
-    eval_max_length: shown(opt.EvalMaxLength, "512") = None,
-    lr: shown(opt.Lr, "5e-5") = None,
-    epochs: shown(opt.Epochs, "1") = None,
-    max_steps: opt.MaxSteps = None,
-    max_time: opt.MaxTime = None,
-    batch_size: shown(opt.BatchSize, "16") = None,
-    grad_accum: shown(opt.GradAccum, "1") = None,
-    optimizer: shown(opt.Optimizer, "adamw") = None,
-    weight_decay: shown(opt.WeightDecay, "0.01") = None,
-    momentum: shown(opt.Momentum, "0.9") = None,
-    schedule: shown(opt.Schedule, "linear") = None,
-    warmup_steps: shown(opt.WarmupSteps, "0") = None,
-    max_grad_norm: shown(opt.MaxGradNorm, "1.0") = None,
-    precision: shown(opt.Precision, "fp32") = None,
-    gradient_checkpointing: shown(opt.GradientCheckpointing, "no") = None,
-    compile: shown(opt.Compile, "no") = None,
-    train_layers: shown(opt.TrainLayers, "all") = None,
-    lora_rank: shown(opt.LoraRank, "8") = None,
-    length_batching: shown(opt.LengthBatching, "longest") = None,
-    seed: shown(opt.Seed, "0") = None,
-    checkpoint_every: shown(opt.CheckpointEvery, "0") = None,
-    keep_checkpoints: shown(opt.KeepCheckpoints, "no") = None,
-    log_every: shown(opt.LogEvery, "10") = None,
-    device: shown(opt.Device, "cpu") = None,
-    threads: opt.Threads = None,
-    meter: shown(opt.Meter, "auto") = None,
-    grid_intensity: opt.GridIntensity = None,
-    config: opt.Config = None,
-    resume: opt.Resume = False,
-    progress: opt.Progress = True,
+    **shared: Any,
 ) -> None:
     """Distil a teacher into a smaller student built from its layers (default student:
     layers:3)."""
-    values = locals()
-    common = _common(values)
+    common = _common({"out": out, **shared})
     own = {
         "teacher": teacher,
         "student": _student_spec(student, student_layers),
@@ -262,6 +247,7 @@ def distill_command(
 
 
 @app.command("qat")
+@_takes_recipe_options
 def qat_command(
     *,
     out: opt.Out,
@@ -284,46 +270,10 @@ def qat_command(
         ),
     ] = None,
     task: shown(opt.Task, "auto") = None,
-    data: opt.Data = None,
-    seq_len: shown(opt.SeqLen, "128") = None,
-    max_train_samples: opt.MaxTrainSamples = None,
-    eval_split: shown(opt.EvalSplit, "test") = None,
-    eval_max_samples: shown(opt.EvalMaxSamples, "all") = None,
-    eval_max_tokens: shown(opt.EvalMaxTokens, "4096") = None,
-    eval_max_length: shown(opt.EvalMaxLength, "512") = None,
-    lr: shown(opt.Lr, "5e-5") = None,
-    epochs: shown(opt.Epochs, "1") = None,
-    max_steps: opt.MaxSteps = None,
-    max_time: opt.MaxTime = None,
-    batch_size: shown(opt.BatchSize, "16") = None,
-    grad_accum: shown(opt.GradAccum, "1") = None,
-    optimizer: shown(opt.Optimizer, "adamw") = None,
-    weight_decay: shown(opt.WeightDecay, "0.01") = None,
-    momentum: shown(opt.Momentum, "0.9") = None,
-    schedule: shown(opt.Schedule, "linear") = None,
-    warmup_steps: shown(opt.WarmupSteps, "0") = None,
-    max_grad_norm: shown(opt.MaxGradNorm, "1.0") = None,
-    precision: shown(opt.Precision, "fp32") = None,
-    gradient_checkpointing: shown(opt.GradientCheckpointing, "no") = None,
-    compile: shown(opt.Compile, "no") = None,
-    train_layers: shown(opt.TrainLayers, "all") = None,
-    lora_rank: shown(opt.LoraRank, "8") = None,
-    length_batching: shown(opt.LengthBatching, "longest") = None,
-    seed: shown(opt.Seed, "0") = None,
-    checkpoint_every: shown(opt.CheckpointEvery, "0") = None,
-    keep_checkpoints: shown(opt.KeepCheckpoints, "no") = None,
-    log_every: shown(opt.LogEvery, "10") = None,
-    device: shown(opt.Device, "cpu") = None,
-    threads: opt.Threads = None,
-    meter: shown(opt.Meter, "auto") = None,
-    grid_intensity: opt.GridIntensity = None,
-    config: opt.Config = None,
-    resume: opt.Resume = False,
-    progress: opt.Progress = True,
+    **shared: Any,
 ) -> None:
     """Quantization-aware training of a float model, then conversion to a real int8 model."""
-    values = locals()
-    common = _common(values)
+    common = _common({"out": out, **shared})
     own = {
         "model": model,
         "scheme": scheme,
