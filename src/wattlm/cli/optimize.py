@@ -53,13 +53,8 @@ def optimize_command(
             help="Search space: default, quick, full or a YAML file (shipped ones: src/wattlm/search/spaces/)."
         ),
     ] = "default",
-    storage: Annotated[
-        str | None,
-        typer.Option(help="Optuna storage URL (resumable) (default: sqlite:///OUT/study.db)."),
-    ] = None,
-    ray: Annotated[
-        str | None, typer.Option(help="Run trials as Ray tasks: auto, an address, or local.")
-    ] = None,
+    storage: opt.Storage = None,
+    ray: opt.Ray = None,
     ray_workers: Annotated[
         int | None, typer.Option(help="Concurrent Ray trials (default: CPUs / threads).")
     ] = None,

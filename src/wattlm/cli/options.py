@@ -123,6 +123,15 @@ PrintJson = Annotated[
     bool, typer.Option("--json", help="Print the result record (JSON) to stdout.")
 ]
 
+# -- searches (``optimize``, ``train search``) -------------------------------------------------
+Storage = Annotated[
+    str | None,
+    typer.Option(help="Optuna storage URL (resumable) (default: sqlite:///OUT/study.db)."),
+]
+Ray = Annotated[
+    str | None, typer.Option(help="Run trials as Ray tasks: auto, an address, or local.")
+]
+
 # -- training (every ``wattlm train`` recipe) -------------------------------------------------
 SeqLen = Annotated[
     int | None, typer.Option(help="Tokens per sequence: sentence cut or text chunk.")

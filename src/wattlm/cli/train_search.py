@@ -55,13 +55,8 @@ def search_command(
     pruner: Annotated[
         str, typer.Option(help="Optuna pruner too: none, median, successive-halving, hyperband.")
     ] = "none",
-    storage: Annotated[
-        str | None,
-        typer.Option(help="Optuna storage URL (resumable) (default: sqlite:///OUT/study.db)."),
-    ] = None,
-    ray: Annotated[
-        str | None, typer.Option(help="Run trials as Ray tasks: auto, an address, or local.")
-    ] = None,
+    storage: opt.Storage = None,
+    ray: opt.Ray = None,
     ray_workers: Annotated[int | None, typer.Option(help="Concurrent Ray trials.")] = None,
     out: opt.Out = Path("runs/train-search"),
     threads: opt.Threads = None,
