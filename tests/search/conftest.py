@@ -73,6 +73,22 @@ def tiny_config():
 
 
 @pytest.fixture
+def check_pruned_cost():
+    """``check_pruned_cost(record, pruned)``: a train search's cost counts its one pruned
+    trial's joules and every trial's; returns the total joules."""
+    return _check_pruned_cost
+
+
+def _check_pruned_cost(record: dict, pruned: dict) -> float:
+    cost = record["search_cost"]
+    assert cost["pruned"] == 1
+    assert cost["pruned_energy_j"] == pytest.approx(pruned["energy_j"] + pruned["eval_energy_j"])
+    total = sum(t["energy_j"] + t["eval_energy_j"] for t in record["trials"])
+    assert cost["energy_j"] == pytest.approx(total)
+    return total
+
+
+@pytest.fixture
 def synthetic_config():
     return _synthetic_config
 

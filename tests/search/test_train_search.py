@@ -34,12 +34,17 @@ def _by_number(record):
     return {t["number"]: t for t in record["trials"]}
 
 
+def _search(tmp_path, space: TrainSpace, **cfg):
+    """A synthetic train search of ``space`` into ``tmp_path`` (``cfg`` over :func:`_cfg`)."""
+    return train_search(
+        _cfg(**cfg), out_dir=tmp_path, evaluator=SyntheticTrainEvaluator(), space=space,
+        progress=False,
+    )  # fmt: skip
+
+
 def test_grid_search_finds_the_known_cheapest_configuration(tmp_path):
     space = TrainSpace.from_dict(SMALL)
-    cfg = _cfg(sampler="grid", n_trials=1000)
-    record = train_search(
-        cfg, out_dir=tmp_path, evaluator=SyntheticTrainEvaluator(), space=space, progress=False
-    )
+    record = _search(tmp_path, space, sampler="grid", n_trials=1000)
     validate_result(record)
     exact = {
         json.dumps(p, sort_keys=True): energy_to_target(p, 0.85, 4096, 256) for p in space.grid()
@@ -75,31 +80,19 @@ def test_grid_sampler_enumerates_the_space_exactly(tmp_path):
     )
     grid = space.grid()
     assert len(grid) == 3 * 2 * (1 + 2)  # lora_rank only varies under LoRA
-    record = train_search(
-        _cfg(sampler="grid", n_trials=100, energy_prune=False),
-        out_dir=tmp_path,
-        evaluator=SyntheticTrainEvaluator(),
-        space=space,
-        progress=False,
-    )
+    record = _search(tmp_path, space, sampler="grid", n_trials=100, energy_prune=False)
     asked = [json.dumps(t["params"], sort_keys=True) for t in record["trials"][1:]]
     assert len(asked) == len(set(asked)) == len(grid)
     assert set(asked) == {json.dumps(p, sort_keys=True) for p in grid}
     assert record["search"]["trials_asked"] == len(grid)
 
 
-def test_a_hopeless_trial_is_pruned_and_its_energy_counted(tmp_path):
+def test_a_hopeless_trial_is_pruned_and_its_energy_counted(tmp_path, check_pruned_cost):
     space = TrainSpace.from_dict(
         {"dimensions": {"optimizer": ["adamw", "sgd"], "lr": [1e-4, 1e-5]},
          "start": [{"optimizer": "adamw", "lr": 1e-4}, {"optimizer": "sgd", "lr": 1e-5}]}
     )  # fmt: skip
-    record = train_search(
-        _cfg(sampler="random", n_trials=2),
-        out_dir=tmp_path,
-        evaluator=SyntheticTrainEvaluator(),
-        space=space,
-        progress=False,
-    )
+    record = _search(tmp_path, space, sampler="random", n_trials=2)
     trials = _by_number(record)
     good, hopeless = trials[1], trials[2]
     assert good["state"] == "reached" and good["params"] == {"optimizer": "adamw", "lr": 1e-4}
@@ -107,41 +100,26 @@ def test_a_hopeless_trial_is_pruned_and_its_energy_counted(tmp_path):
     assert hopeless["state"] == "pruned" and "projected" in hopeless["prune_reason"]
     assert 0 < hopeless["energy_j"] < good["energy_to_target_j"]  # stopped early
     assert hopeless["samples"] < 4096
-    cost = record["search_cost"]
-    assert cost["pruned"] == 1
-    assert cost["pruned_energy_j"] == pytest.approx(
-        hopeless["energy_j"] + hopeless["eval_energy_j"]
-    )
-    total = sum(t["energy_j"] + t["eval_energy_j"] for t in record["trials"])
-    assert cost["energy_j"] == pytest.approx(total)
+    total = check_pruned_cost(record, hopeless)
     saving = trials[0]["energy_to_target_j"] - good["energy_to_target_j"]
-    assert cost["payback_runs"] == pytest.approx(total / saving)
+    assert record["search_cost"]["payback_runs"] == pytest.approx(total / saving)
 
 
 def test_without_energy_pruning_the_hopeless_trial_runs_to_its_cap(tmp_path):
     space = TrainSpace.from_dict(
         {"dimensions": {"optimizer": ["sgd"], "lr": [1e-5]}, "start": [{"optimizer": "sgd"}]}
     )
-    record = train_search(
-        _cfg(sampler="random", n_trials=1, energy_prune=False),
-        out_dir=tmp_path,
-        evaluator=SyntheticTrainEvaluator(),
-        space=space,
-        progress=False,
-    )
+    record = _search(tmp_path, space, sampler="random", n_trials=1, energy_prune=False)
     trial = record["trials"][1]
     assert trial["state"] == "not_reached" and not trial["feasible"]
     assert trial["samples"] == 4096 and trial["energy_to_target_j"] is None
 
 
 def test_the_optuna_pruner_judges_intermediate_quality(tmp_path):
-    record = train_search(
-        _cfg(sampler="random", n_trials=12, pruner="median", energy_prune=False),
-        out_dir=tmp_path,
-        evaluator=SyntheticTrainEvaluator(),
-        space=TrainSpace.from_dict(SMALL),
-        progress=False,
-    )
+    record = _search(
+        tmp_path, TrainSpace.from_dict(SMALL), sampler="random", n_trials=12, pruner="median",
+        energy_prune=False,
+    )  # fmt: skip
     reasons = [t["prune_reason"] for t in record["trials"] if t["state"] == "pruned"]
     assert reasons and all("pruner" in r for r in reasons)
     assert any("median pruner" in n and "this process" in n for n in record["notes"])

@@ -49,7 +49,7 @@ HOPELESS = {"optimizer": "sgd", "lr": 1e-5, "batch_size": 16, "gradient_checkpoi
 
 
 @pytest.mark.slow
-def test_the_optuna_pruner_prunes_a_hopeless_trial_run_on_a_ray_worker(tmp_path):
+def test_the_optuna_pruner_prunes_a_hopeless_trial_run_on_a_ray_worker(tmp_path, check_pruned_cost):
     # four good trials first (one learning curve: batch size and checkpointing change only
     # their joules): the hopeless one (the fifth) is asked only once three of them are told
     # complete, so the median pruner (three start-up trials) has its history
@@ -97,11 +97,5 @@ def test_the_optuna_pruner_prunes_a_hopeless_trial_run_on_a_ray_worker(tmp_path)
     assert told[5].intermediate_values == {256: pytest.approx(-hopeless["quality_best"])}
     assert all(told[n].intermediate_values for n in (1, 2, 3, 4))
     # its joules count in the search's cost exactly like a local pruned trial's
-    cost = record["search_cost"]
-    assert cost["pruned"] == 1
-    assert cost["pruned_energy_j"] == pytest.approx(
-        hopeless["energy_j"] + hopeless["eval_energy_j"]
-    )
-    total = sum(t["energy_j"] + t["eval_energy_j"] for t in record["trials"])
-    assert cost["energy_j"] == pytest.approx(total)
+    check_pruned_cost(record, hopeless)
     assert any("median pruner" in n and "Ray trials" in n for n in record["notes"])
