@@ -43,3 +43,19 @@ def tiny_text_setup(tmp_path_factory):
         articles = [f"Article {i}. " + TRAINING_TEXT for i in range(n)]
         (data / f"{split}.txt").write_text("\n\n".join(articles), encoding="utf-8")
     return root / "model", data
+
+
+@pytest.fixture(scope="session")
+def fed_config():
+    """``fed_config(setup, **kw)``: a :class:`~wattlm.federate.config.FederateConfig` on a
+    ``(model_dir, data_dir)`` setup with small unit-test settings, ``kw`` over them."""
+    from wattlm.federate.config import FederateConfig
+
+    def make(setup, **kw) -> FederateConfig:
+        model, data = setup
+        base = dict(
+            model=str(model), data=str(data), lr=1e-3, batch_size=8, seq_len=16, meter="estimate"
+        )
+        return FederateConfig(**{**base, **kw})
+
+    return make

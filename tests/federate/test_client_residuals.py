@@ -16,26 +16,11 @@ pytest.importorskip("flwr")
 
 from wattlm.federate.client import train
 from wattlm.federate.codec import from_record, to_record
-from wattlm.federate.config import FederateConfig
 from wattlm.federate.local import get_arrays, load_global_model
 from wattlm.federate.residuals import load_residual, residual_path, save_residual, stored_rounds
 
-
-def _cfg(tiny_setup, **kw) -> FederateConfig:
-    model, data = tiny_setup
-    base = dict(
-        model=str(model),
-        data=str(data),
-        clients=2,
-        rounds=3,
-        lr=1e-3,
-        batch_size=8,
-        seq_len=16,
-        meter="estimate",
-        compression="topk",
-        topk_fraction=0.05,
-    )
-    return FederateConfig(**{**base, **kw})
+#: the runs here: two clients, three rounds, top-k updates (over conftest's fed_config)
+TOPK = dict(clients=2, rounds=3, compression="topk", topk_fraction=0.05)
 
 
 def _context(**node):
@@ -80,8 +65,8 @@ def _same(a: dict, b: dict) -> bool:
     return list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_a_resumed_client_sends_exactly_what_it_would_have_sent(tiny_setup, tmp_path):
-    cfg = _cfg(tiny_setup)
+def test_a_resumed_client_sends_exactly_what_it_would_have_sent(tiny_setup, tmp_path, fed_config):
+    cfg = fed_config(tiny_setup, **TOPK)
     base = get_arrays(load_global_model(cfg).model)
     shared, resumed = tmp_path / "shared", tmp_path / "resumed"
     ctx = _context()
@@ -114,8 +99,10 @@ def test_a_resumed_client_sends_exactly_what_it_would_have_sent(tiny_setup, tmp_
     assert not _same(sent_bare, sent_run)
 
 
-def test_a_supernodes_own_folder_wins_and_holds_one_subfolder_per_run(tiny_setup, tmp_path):
-    cfg = _cfg(tiny_setup)
+def test_a_supernodes_own_folder_wins_and_holds_one_subfolder_per_run(
+    tiny_setup, tmp_path, fed_config
+):
+    cfg = fed_config(tiny_setup, **TOPK)
     base = get_arrays(load_global_model(cfg).model)
     own, shared = tmp_path / "node", tmp_path / "shared"
     ctx = _context(**{"residual-dir": str(own)})
@@ -126,8 +113,8 @@ def test_a_supernodes_own_folder_wins_and_holds_one_subfolder_per_run(tiny_setup
     assert residual_path(own / "run-k1", 0, 3).is_file()
 
 
-def test_other_compressions_keep_no_residual(tiny_setup, tmp_path):
-    cfg = _cfg(tiny_setup, compression="int8")
+def test_other_compressions_keep_no_residual(tiny_setup, tmp_path, fed_config):
+    cfg = fed_config(tiny_setup, **{**TOPK, "compression": "int8"})
     base = get_arrays(load_global_model(cfg).model)
     ctx = _context()
     _, rep = _train(cfg, 1, ctx, base, **{"residual-dir": str(tmp_path)})

@@ -10,22 +10,13 @@ pytest.importorskip("flwr")
 pytest.importorskip("ray")
 
 from wattlm.federate.codec import record_bytes, to_record
-from wattlm.federate.config import FederateConfig
 from wattlm.federate.local import get_arrays, load_global_model
 from wattlm.federate.run import federate
 from wattlm.report.result import validate_result
 
 
-def _cfg(tiny_setup, **kw) -> FederateConfig:
-    model, data = tiny_setup
-    base = dict(
-        model=str(model), data=str(data), lr=1e-3, batch_size=8, seq_len=16, meter="estimate"
-    )
-    return FederateConfig(**{**base, **kw})
-
-
-def test_two_clients_one_round_writes_a_valid_record(tiny_setup, tmp_path):
-    cfg = _cfg(tiny_setup, clients=2, rounds=1)
+def test_two_clients_one_round_writes_a_valid_record(tiny_setup, tmp_path, fed_config):
+    cfg = fed_config(tiny_setup, clients=2, rounds=1)
     result = federate(cfg, tmp_path / "run", progress=False)
     on_disk = json.loads((tmp_path / "run" / "federate.json").read_text())
     validate_result(on_disk)
@@ -60,11 +51,11 @@ def test_two_clients_one_round_writes_a_valid_record(tiny_setup, tmp_path):
 
 @pytest.mark.slow
 def test_crashed_and_corrupt_clients_do_not_end_the_run_and_a_killed_run_resumes(
-    tiny_setup, tmp_path
+    tiny_setup, tmp_path, fed_config
 ):
     from wattlm.federate.server import AbortedRun
 
-    cfg = _cfg(
+    cfg = fed_config(
         tiny_setup,
         clients=3,
         rounds=2,
@@ -88,14 +79,13 @@ def test_crashed_and_corrupt_clients_do_not_end_the_run_and_a_killed_run_resumes
 
 
 @pytest.mark.slow
-def test_causal_lm_with_lora_sends_only_adapters_and_compares_to_central(tiny_text_setup, tmp_path):
-    model, data = tiny_text_setup
-    cfg = FederateConfig(
-        model=str(model),
-        data=str(data),
+def test_causal_lm_with_lora_sends_only_adapters_and_compares_to_central(
+    tiny_text_setup, tmp_path, fed_config
+):
+    cfg = fed_config(
+        tiny_text_setup,
         clients=2,
         rounds=1,
-        lr=1e-3,
         batch_size=4,
         seq_len=32,
         lora=True,
@@ -118,8 +108,8 @@ def test_causal_lm_with_lora_sends_only_adapters_and_compares_to_central(tiny_te
 
 
 @pytest.mark.slow
-def test_a_client_past_the_round_timeout_is_recorded_and_left_out(tiny_setup, tmp_path):
-    cfg = _cfg(tiny_setup, clients=2, rounds=1, timeout_s=40.0, faults=("slow@1:0",))
+def test_a_client_past_the_round_timeout_is_recorded_and_left_out(tiny_setup, tmp_path, fed_config):
+    cfg = fed_config(tiny_setup, clients=2, rounds=1, timeout_s=40.0, faults=("slow@1:0",))
     result = federate(cfg, tmp_path / "run", progress=False)
     (rnd,) = result["rounds"]
     late, ok = rnd["clients"]
@@ -129,12 +119,14 @@ def test_a_client_past_the_round_timeout_is_recorded_and_left_out(tiny_setup, tm
 
 
 @pytest.mark.slow
-def test_a_resumed_topk_run_gives_clients_their_checkpointed_residuals(tiny_setup, tmp_path):
+def test_a_resumed_topk_run_gives_clients_their_checkpointed_residuals(
+    tiny_setup, tmp_path, fed_config
+):
     from wattlm.federate.checkpoint import residual_folder
     from wattlm.federate.residuals import stored_rounds
     from wattlm.federate.server import AbortedRun
 
-    cfg = _cfg(tiny_setup, clients=2, rounds=2, compression="topk", faults=("abort@2:0",))
+    cfg = fed_config(tiny_setup, clients=2, rounds=2, compression="topk", faults=("abort@2:0",))
     out = tmp_path / "run"
     with pytest.raises(AbortedRun):
         federate(cfg, out, progress=False)
