@@ -94,6 +94,13 @@ def optimize_command(
             "before its energy is measured (none: always measure energy)."
         ),
     ] = "1%",
+    serving_tokens: Annotated[
+        int,
+        typer.Option(
+            help="Tokens the model will serve: a trial's healing energy (stages with heal) is "
+            "spread over them when trials are compared."
+        ),
+    ] = 10_000_000,
     ppl_tokens: Annotated[int, typer.Option(help="Perplexity tokens at the full stage.")] = 4096,
     screen_ppl_tokens: Annotated[
         int, typer.Option(help="Perplexity tokens at the screen stage.")
@@ -118,7 +125,7 @@ def optimize_command(
         ray_workers=ray_workers, threads=threads, seed=seed, meter=meter, device=device,
         remeasure=remeasure, peer=peer, repeats=repeats, screen_repeats=screen_repeats,
         ppl_tokens=ppl_tokens, screen_ppl_tokens=screen_ppl_tokens, prune_factor=prune_factor,
-        quality_margin=quality_margin,
+        quality_margin=quality_margin, serving_tokens=serving_tokens,
     )  # fmt: skip
     cfg = opt.from_flags(ctx, config, flags, _optimize_fields, _optimize_config)
     record = optimize(cfg, out_dir=out, progress=progress, lines_to_stdout=not print_json)

@@ -138,6 +138,10 @@ class TrialRecord(TypedDict):
     duplicate_of: NotRequired[int | None]
     notes: NotRequired[list[str]]
     candidate: NotRequired[dict[str, Any]]
+    #: the healing cost of the trial's weights (stages with ``heal``): ``energy_j``,
+    #: ``energy_source``, ``steps``, ``time_s``, ``cached``, ``payback_tokens``,
+    #: ``screen_payback_tokens``, ``amortised_objective`` (``wattlm.report.heal_payback``)
+    heal: NotRequired[dict[str, Any] | None]
 
 
 class RecommendedModel(TypedDict):
@@ -166,6 +170,8 @@ class OptimizeRecord(TypedDict):
     objective: dict[str, Any]
     budget: dict[str, Any]
     energy_source: str
+    #: served tokens the healing energy is spread over in the decision (absent: older runs)
+    serving_tokens: NotRequired[int]
     trials: list[TrialRecord]
     baseline: int
     peer: TrialRecord | None

@@ -19,12 +19,22 @@ from wattlm._config import Config, check, check_choice, check_int, check_version
 from wattlm.errors import WattlmError
 from wattlm.measure import ENERGY_METERS
 from wattlm.measure.views import VIEWS
+from wattlm.report.heal_payback import SERVING_TOKENS
 
 CONFIG_VERSION = 1
 OBJECTIVES = ("decode-energy", "prefill-energy", "request-energy")
 SAMPLERS = ("nsga2", "tpe", "grid", "random")
 #: fields that do not change what a trial measures: excluded from the study's identity
-_NOT_IN_STUDY = {"n_trials", "time_budget_s", "storage", "ray", "ray_workers", "remeasure", "peer"}
+_NOT_IN_STUDY = {
+    "n_trials",
+    "time_budget_s",
+    "storage",
+    "ray",
+    "ray_workers",
+    "remeasure",
+    "peer",
+    "serving_tokens",
+}
 
 
 def parse_budget(value: Any) -> float:
@@ -201,6 +211,9 @@ class OptimizeConfig(Config):
     full: StageSettings = FULL
     ppl_max_length: int = 512
     ppl_stride: int = 256
+    #: served tokens a trial's healing energy is spread over in the decision (the amortised
+    #: objective, :mod:`wattlm.report.heal_payback`); trials without ``heal`` are unchanged
+    serving_tokens: int = SERVING_TOKENS
     version: int = field(default=CONFIG_VERSION)
 
     config_name = "optimize config"
@@ -242,6 +255,14 @@ class OptimizeConfig(Config):
         if self.ray_workers is not None:
             check_int("Ray workers", self.ray_workers, 1)
         check_int("perplexity window", self.ppl_max_length, 2)
+        check(
+            isinstance(self.serving_tokens, int)
+            and not isinstance(self.serving_tokens, bool)
+            and self.serving_tokens > 0,
+            f"serving tokens must be a positive whole number, got {self.serving_tokens!r}",
+            "e.g. --serving-tokens 10000000 (the tokens a deployment serves; healing energy "
+            "is spread over them)",
+        )
         check(
             0 < self.ppl_stride <= self.ppl_max_length,
             f"perplexity stride must be in (0, {self.ppl_max_length}], got {self.ppl_stride}",

@@ -4,6 +4,11 @@ Only figures measured at the same stage are compared: the *decision stage* is th
 stage when candidates were re-measured (``remeasure > 0``), else the screen stage. The
 front and the recommendation consider feasible trials measured at that stage, never a
 duplicate of another trial, and never an infeasible one however low its energy.
+
+A trial whose stages include ``heal`` is compared on its *amortised* objective: its
+objective plus its healing energy spread over ``serving_tokens`` served tokens
+(:func:`wattlm.report.heal_payback.amortised`); its ``heal`` entry gets the served tokens
+after which the saving pays the healing back (``payback_tokens``).
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wattlm.errors import WattlmError
+from wattlm.report.heal_payback import NO_SAVING_NOTE, amortised, payback_tokens
 from wattlm.report.records import OptimizeMetrics, OptimizeRecord, TrialRecord
 from wattlm.search import study as st
-from wattlm.search.metrics import OBJECTIVES, interval
+from wattlm.search.metrics import OBJECTIVES
 from wattlm.search.pareto import Choice, pareto_front, recommend, ties
 from wattlm.search.quality_budget import QualityBudget
 
@@ -54,18 +60,26 @@ def stage_view(rec: TrialRecord, stage: str, budget: QualityBudget) -> TrialReco
     return {**rec, "metrics": metrics, "feasible": feasible}
 
 
-def _choices(trials: list[TrialRecord], stage: str, budget: QualityBudget) -> list[Choice]:
+def _choices(
+    trials: list[TrialRecord],
+    stage: str,
+    budget: QualityBudget,
+    serving_tokens: int | None = None,
+) -> list[Choice]:
+    """The feasible trials measured at ``stage``, each at its amortised objective (healing
+    energy over ``serving_tokens``; a trial without ``heal`` keeps its objective)."""
     out = []
     for rec in trials:
         view = stage_view(rec, stage, budget)
         if view is None or not view["feasible"] or rec["duplicate_of"] is not None:
             continue
         m = view["metrics"]
+        median, ci = amortised(m["objective"], rec.get("heal"), serving_tokens)
         out.append(
             Choice(
                 rec["number"],
-                m["objective"]["median"],
-                interval(m["objective"]),
+                median,
+                ci,
                 m["perplexity"],
                 float(m.get("weight_bytes") or 0),
             )
@@ -84,13 +98,14 @@ def finish(s: SearchState) -> OptimizeRecord:
     records = st.finished_records(s.study)
     trials = [s.baseline, *(records[n] for n in sorted(records))]
     decision = "full" if cfg.remeasure > 0 else "screen"
-    choices = _choices(trials, decision, s.budget)
+    choices = _choices(trials, decision, s.budget, cfg.serving_tokens)
     front = _front(choices)
-    screen_front = _front(_choices(trials, "screen", s.budget))
+    screen_front = _front(_choices(trials, "screen", s.budget, cfg.serving_tokens))
     chosen, tied, why = recommend(choices)
     among = {*front, *tied} | ({chosen} if chosen is not None else set())
     tie_pairs = ties(choices, among=among)
     notes = list(s.notes)
+    notes.extend(add_paybacks(trials, cfg.serving_tokens))
     if chosen is not None:
         label = next(r["label"] for r in trials if r["number"] == chosen)
         notes.append(f"recommended: trial {chosen} ({label}): {why}")
@@ -113,6 +128,58 @@ def finish(s: SearchState) -> OptimizeRecord:
     record = _record(s, trials, decision, front, screen_front, tie_pairs, chosen, notes)
     record["recommended_model"] = recommended_model
     return _write(s, record)
+
+
+def add_paybacks(trials: list[TrialRecord], serving_tokens: int) -> list[str]:
+    """Give each ``heal`` entry its payback and amortised objective; the notes to add.
+
+    ``payback_tokens`` compares the record's own stage with the baseline's figure at that
+    stage (``screen_payback_tokens``: the screen's figures); ``trials[0]`` is the baseline.
+
+    Example:
+        >>> base = {"stage": "full", "metrics": {"objective": {"median": 0.75}},
+        ...         "screen_metrics": {"objective": {"median": 1.0}}}
+        >>> rec = {"stage": "full", "metrics": {"objective": {"median": 0.5, "ci95": None}},
+        ...        "screen_metrics": {"objective": {"median": 0.5}}, "heal": {"energy_j": 100.0}}
+        >>> _ = add_paybacks([base, rec], 1000)
+        >>> rec["heal"]["payback_tokens"], rec["heal"]["screen_payback_tokens"]
+        (400.0, 200.0)
+        >>> rec["heal"]["amortised_objective"]  # 0.5 + 100 J / 1000 tokens
+        0.6
+    """
+    baseline, healed = trials[0], [r for r in trials[1:] if r.get("heal")]
+    for rec in healed:
+        heal = dict(rec["heal"])  # type: ignore[typeddict-item]
+        heal.pop("note", None)
+        figures = {}
+        for key, stage in (("payback_tokens", rec["stage"]), ("screen_payback_tokens", "screen")):
+            own = _median(rec["metrics"] if stage == rec["stage"] else rec.get("screen_metrics"))
+            base = _median(baseline["metrics"] if stage == "full" else baseline["screen_metrics"])
+            figures[key] = None
+            if own is not None and base is not None:
+                figures[key] = payback_tokens(heal.get("energy_j"), base, own)
+                if figures[key] is None and key == "payback_tokens":
+                    heal["note"] = NO_SAVING_NOTE
+        objective = rec["metrics"].get("objective")
+        heal.update(figures)
+        heal["amortised_objective"] = (
+            amortised(objective, heal, serving_tokens)[0] if objective else None
+        )
+        rec["heal"] = heal  # type: ignore[typeddict-unknown-key]
+    if not healed:
+        return []
+    return [
+        f"{len(healed)} trial(s) include a heal stage: they are compared on amortised energy "
+        f"per token, the objective plus their healing energy over {serving_tokens:,} served "
+        "tokens (--serving-tokens); the healing energy is charged to every trial that uses "
+        "the same healed weights (a user pays it once to get that model); payback_tokens: "
+        "served tokens after which the saving per token against the baseline repays it"
+    ]
+
+
+def _median(metrics: OptimizeMetrics | None) -> float | None:
+    entry = (metrics or {}).get("objective")
+    return None if not entry else entry["median"]
 
 
 def _peer_at(s: SearchState, batch: int) -> TrialRecord | None:
@@ -223,6 +290,7 @@ def _record(
             **({"max_kl_nats": cfg.kl_budget} if cfg.kl_budget is not None else {}),
         },
         "energy_source": energy_source,
+        "serving_tokens": cfg.serving_tokens,
         "trials": [_public(r, s.out) for r in trials],
         "baseline": 0,
         "peer": _public(peer, s.out) if peer is not None else None,

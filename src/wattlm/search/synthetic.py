@@ -41,7 +41,10 @@ STAGE_EFFECTS: dict[str, tuple[float, float]] = {
     "magnitude-prune": (1.0, 0.03),
     "nm-sparsity": (1.0, 0.2),
     "lowrank": (0.7, 0.3),
+    "heal": (1.0, -0.03),  # recovers quality; per-token energy unchanged
 }
+#: made-up healing energy per ``heal`` step (J): the one-off cost a healed trial carries
+HEAL_J_PER_STEP = 0.1
 QTYPE_EFFECTS: dict[str, tuple[float, float]] = {
     "q4_0": (0.11, 0.030),  # the cheapest, but over a 2% budget
     "q4_1": (0.13, 0.008),
@@ -69,6 +72,20 @@ def _stat(median: float, spread: float, unit: str, n: int) -> dict[str, Any]:
         "noisy": spread > 0.1,
         "unit": unit,
     }
+
+
+def _heal_entry(stages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The made-up healing cost of ``stages`` (``None`` without a ``heal`` stage).
+
+    Example:
+        >>> _heal_entry([{"method": "heal", "steps": 50}])["energy_j"]
+        5.0
+    """
+    steps = sum(int(s.get("steps", 100)) for s in stages if s["method"] == "heal")
+    if not any(s["method"] == "heal" for s in stages):
+        return None
+    return {"energy_j": HEAL_J_PER_STEP * steps, "energy_source": "fake", "steps": steps,
+            "time_s": 0.0}  # fmt: skip
 
 
 def _jitter(text: str) -> float:
@@ -168,7 +185,9 @@ class SyntheticEvaluator:
             weight_bytes=int(BASE_BYTES * size),
         )
         early_stop = screen.pruned_text(1) if stopped else None
+        heal = _heal_entry(stages)
         return {
+            **({"heal": heal} if heal is not None else {}),
             "metrics": metrics,
             "quality": quality,
             "result_path": None,
