@@ -241,3 +241,32 @@ def test_pruned_and_healed_weights_export_to_several_gguf_types_healed_once(
     assert outs[0]["heal"]["energy_j"] == outs[1]["heal"]["energy_j"] > 0
     sizes = [(tmp_path / f"trial-{n}" / "model.gguf").stat().st_size for n in (1, 2)]
     assert sizes[1] < sizes[0]  # two exports of the same healed weights
+
+
+def test_the_recommended_model_is_saved_from_the_healed_weights_not_healed_again(
+    counted, tiny_model_dir, text_file, tiny_config, tmp_path
+):
+    import types
+
+    from wattlm.models.load import load_model
+    from wattlm.search.candidate import Candidate
+    from wattlm.search.recommend import save_recommended
+
+    base = load_model(tiny_model_dir)
+    out = tmp_path / "run"
+    kw = dict(tokenizer=base.tokenizer, data=str(text_file), cache_dir=out / "cache")
+    healed, _, _ = heal_cache.compress_copy(base.model, [PRUNE, HEAL], **kw)  # a trial's build
+    cfg = tiny_config(tiny_model_dir, str(text_file), "quick")
+    s = types.SimpleNamespace(cfg=cfg, base=base, out=out, baseline_ppl=lambda stage: 300.0)
+    stages = (PRUNE, HEAL, {"method": "int8-weight"})
+    cand = Candidate("prune-ffn+heal+int8", {}, stages, "torch", None, 1, 1)
+    record = {"number": 4, "stage": "screen", "result_path": None, "candidate": cand.to_dict()}
+    save_recommended(s, record)
+    assert counted == ["prune-ffn", "heal", "int8-weight"]  # the save healed nothing again
+    reloaded = load_model(str(out / "recommended" / "model"))
+    assert [e["method"] for e in reloaded.compression] == ["prune-ffn", "heal", "int8-weight"]
+    assert reloaded.model.model.layers[0].mlp.gate_proj.out_features == 64
+    kept = healed.model.layers[0].self_attn.o_proj.weight  # healed, then int8: close to it
+    again = reloaded.model.model.layers[0].self_attn.o_proj
+    assert torch.allclose(again.dequantize(), kept, atol=0.02)
+    assert not torch.allclose(base.model.model.layers[0].self_attn.o_proj.weight, kept)

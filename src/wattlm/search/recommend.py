@@ -13,7 +13,6 @@ case: llama.cpp loads the file, nothing is rebuilt) is not measured twice: its
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 from pathlib import Path
@@ -34,12 +33,14 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
     from wattlm.bench.runner import bench, write_run
     from wattlm.models.fingerprint import weight_bytes
     from wattlm.models.load import LoadedModel, load_model, save_model
-    from wattlm.search.evaluate import TrialSpec, apply_stages, bench_config
+    from wattlm.search import heal_cache
+    from wattlm.search.evaluate import TrialSpec, bench_config
 
     cfg, base, cand = s.cfg, s.base, candidate_of(rec)
     folder = s.out / "recommended"
     folder.mkdir(parents=True, exist_ok=True)
     stages = cand.effective_stages()
+    cache = s.out / "cache"
     if backend_class(cand.backend).runs_gguf:
         target = folder / "model.gguf"
         exported = s.out / "trials" / str(rec["number"]) / "model.gguf"
@@ -49,8 +50,9 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
         else:
             from wattlm.export.gguf_writer import export_gguf
 
-            model = copy.deepcopy(base.model)
-            apply_stages(model, stages, tokenizer=base.tokenizer, data=cfg.data)
+            model, _, _ = heal_cache.compress_copy(  # healed weights: the search's own
+                base.model, stages, tokenizer=base.tokenizer, data=cfg.data, cache_dir=cache
+            )
             export_gguf(
                 model, base.tokenizer, target, qtype=cand.qtype, tokenizer_gguf=base.gguf_path
             )
@@ -58,12 +60,14 @@ def save_recommended(s: SearchState, rec: TrialRecord) -> RecommendedModel:
     else:
         target = folder / "model"
         if stages:
-            model = copy.deepcopy(base.model)
+            # stages up to a heal come from the search's cache (healed once per search)
+            model, log, _ = heal_cache.compress_copy(
+                base.model, stages, tokenizer=base.tokenizer, data=cfg.data, cache_dir=cache
+            )
             # a GGUF load's quantization marker: save_model would rebuild plain layers from
             # it and refuse the compressed ones; the compressed save needs no marker
             if getattr(model.config, "quantization_config", None) is not None:
                 del model.config.quantization_config
-            log = apply_stages(model, stages, tokenizer=base.tokenizer, data=cfg.data)
             variant = LoadedModel(model, base.tokenizer, base.spec, task=base.task, compression=log)
         else:
             model = base.model
