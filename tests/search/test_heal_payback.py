@@ -115,6 +115,9 @@ def test_the_recommendation_flips_with_the_serving_volume(
     assert any("amortised energy per token" in n for n in record["notes"])
     saved = json.loads((tmp_path / "run" / "optimize.json").read_text())
     assert saved["serving_tokens"] == serving_tokens
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "healing (J; payback; amortised" in report and "5 J; paid back after" in report
+    assert "healing (J" in (tmp_path / "run" / "report.html").read_text()
 
 
 def test_serving_tokens_is_validated_and_not_part_of_the_study_identity():
@@ -270,3 +273,19 @@ def test_the_recommended_model_is_saved_from_the_healed_weights_not_healed_again
     again = reloaded.model.model.layers[0].self_attn.o_proj
     assert torch.allclose(again.dequantize(), kept, atol=0.02)
     assert not torch.allclose(base.model.model.layers[0].self_attn.o_proj.weight, kept)
+
+
+def test_a_report_without_healed_trials_has_no_healing_column():
+    from wattlm.report.optimize_view import OptimizeView
+    from wattlm.testing.optimize_record import sample_optimize_record
+
+    view = OptimizeView(sample_optimize_record())
+    assert "heal" not in view.shown(["energy", "heal"])
+    healed = sample_optimize_record()
+    healed["trials"][1]["heal"] = {"energy_j": 3.0, "payback_tokens": None}
+    assert OptimizeView(healed).shown(["energy", "heal"]) == ["energy", "heal"]
+    assert (
+        OptimizeView(healed)
+        .trial_cells(healed["trials"][1])["heal"]
+        .startswith("3 J; never paid back")
+    )

@@ -34,7 +34,7 @@ from wattlm.report.optimize_words import (
 _NOTHING_TO_PLOT = (
     '<p class="warning">Nothing to plot: no trial has both a perplexity and an energy figure.</p>'
 )
-_TEXT_COLUMNS = {"label", "config", "state", "flags", "error", "stopped"}
+_TEXT_COLUMNS = {"label", "config", "state", "flags", "heal", "error", "stopped"}
 
 
 def _e(value: Any) -> str:

@@ -17,6 +17,7 @@ import functools
 from typing import Any
 
 from wattlm.report._format import format_bytes
+from wattlm.report.heal_payback import amortised
 from wattlm.report.optimize_words import (
     DASH,
     describe_config,
@@ -213,6 +214,7 @@ class OptimizeView:
             "rss": format_bytes(m.get("peak_rss_bytes")),
             "duration": format_seconds(trial.get("duration_s")),
             "flags": " ".join(f for f in flags if f),
+            "heal": format_heal(trial, self.record.get("serving_tokens")),
             "error": str(trial.get("error") or ""),
             "stopped": str(trial.get("early_stop") or ""),
         }
@@ -220,9 +222,12 @@ class OptimizeView:
     def shown(self, keys: list[str]) -> list[str]:
         """``keys`` without the fidelity column when no trial has a KL figure (records
         written before searches measured it)."""
-        if any(metrics(t).get("kl_mean") is not None for t in self.trials):
-            return keys
-        return [k for k in keys if k != "kl"]
+        hidden = set()
+        if not any(metrics(t).get("kl_mean") is not None for t in self.trials):
+            hidden.add("kl")
+        if not any(t.get("heal") for t in self.trials):  # no trial healed: no healing column
+            hidden.add("heal")
+        return [k for k in keys if k not in hidden]
 
     def sort_values(self, trial: dict[str, Any]) -> dict[str, float | None]:
         """Raw numbers behind the sortable columns (``None`` sorts last)."""
@@ -239,6 +244,34 @@ class OptimizeView:
             "rss": m.get("peak_rss_bytes"),
             "duration": trial.get("duration_s"),
         }
+
+
+def format_heal(trial: dict[str, Any], serving_tokens: int | None) -> str:
+    """Healing energy, the served tokens that pay it back, the amortised objective.
+
+    Example:
+        >>> t = {"metrics": {"objective": {"median": 0.25, "ci95": None}},
+        ...      "heal": {"energy_j": 100.0, "payback_tokens": 2000.0}}
+        >>> format_heal(t, 400)
+        '100 J; paid back after 2,000 tokens; 0.5 amortised'
+        >>> format_heal({"heal": {"energy_j": 1.0, "payback_tokens": None}}, None)
+        '1 J; never paid back'
+        >>> format_heal({}, 400)
+        '—'
+    """
+    heal = trial.get("heal")
+    if not heal:
+        return DASH
+    energy = heal.get("energy_j")
+    parts = [f"{energy:.3g} J" if isinstance(energy, (int, float)) else "energy unknown"]
+    payback = heal.get("payback_tokens")
+    parts.append(
+        f"paid back after {payback:,.0f} tokens" if payback is not None else "never paid back"
+    )
+    objective = metrics(trial).get("objective")
+    if objective and serving_tokens:
+        parts.append(f"{amortised(objective, heal, serving_tokens)[0]:.4g} amortised")
+    return "; ".join(parts)
 
 
 def format_fidelity(m: dict[str, Any]) -> str:
@@ -274,6 +307,7 @@ TRIAL_COLUMNS = [
     ("rss", "peak RSS"),
     ("duration", "trial time"),
     ("flags", "front / tie"),
+    ("heal", "healing (J; payback; amortised over the serving tokens)"),
 ]
 FRONT_COLUMNS = ["number", "label", "config", "perplexity", "increase", "kl", "energy", "decode"]
 
