@@ -161,7 +161,9 @@ def test_healed_weights_are_computed_once_and_charged_to_every_trial(counted, te
     second, log2, heal2 = heal_cache.compress_copy(
         lm.model, [PRUNE, HEAL, {"method": "int8-weight"}], **kw
     )
-    assert counted == ["prune-ffn", "heal", "int8-weight"]  # no second prune, no second heal
+    # the second rebuilds the pruned shapes (cheap, deterministic) and loads the healed
+    # weights over them: no second heal
+    assert counted == ["prune-ffn", "heal", "prune-ffn", "int8-weight"]
     assert heal1["energy_j"] > 0 and heal1["energy_source"].startswith("estimate:")
     assert heal1["cached"] is False and heal2["cached"] is True
     assert {k: heal2[k] for k in ("energy_j", "steps", "time_s")} == {
@@ -176,13 +178,13 @@ def test_healed_weights_are_computed_once_and_charged_to_every_trial(counted, te
     healed, again = first.state_dict(), third.state_dict()
     assert healed.keys() == again.keys()
     assert all(torch.equal(healed[k], again[k]) for k in healed)
-    assert counted == ["prune-ffn", "heal", "int8-weight"]  # the third came from the cache
+    assert counted.count("heal") == 1  # the third came from the cache too
     moved = lm.model.model.layers[0].self_attn.q_proj.weight  # not pruned, but healed
     assert not torch.equal(moved, third.model.layers[0].self_attn.q_proj.weight)
     assert type(lm.model.model.layers[0].mlp.up_proj) is torch.nn.Linear
     assert lm.model.model.layers[0].mlp.up_proj.weight.shape[0] == 128  # baseline untouched
     files = sorted(p.name for p in (tmp_path / "cache" / "heal").iterdir())
-    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".pt")
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".safetensors")
     assert (
         heal_cache.cached_entry(tmp_path / "cache", [PRUNE, HEAL])["energy_j"] == heal1["energy_j"]
     )
@@ -199,6 +201,10 @@ def test_a_half_written_cache_is_not_read(counted, text_file, tmp_path):
     _, _, heal = heal_cache.compress_copy(lm.model, [PRUNE, HEAL], **kw)
     assert counted == ["prune-ffn", "heal"] and heal["cached"] is False
     assert heal_cache.cached_entry(tmp_path / "cache", [PRUNE, HEAL]) is not None
+    # a damaged weights file beside its .json: healed again, not an error
+    path.write_bytes(b"not safetensors")
+    _, _, heal = heal_cache.compress_copy(lm.model, [PRUNE, HEAL], **kw)
+    assert heal["cached"] is False and counted.count("heal") == 2
 
 
 def test_without_heal_or_without_a_cache_folder_nothing_is_cached(counted, text_file, tmp_path):
@@ -239,7 +245,9 @@ def test_pruned_and_healed_weights_export_to_several_gguf_types_healed_once(
         )  # fmt: skip
         outs.append(BenchEvaluator()(spec))
     assert [o["error"] for o in outs] == [None, None]
-    assert counted == ["prune-ffn", "heal"]  # int4-weight dropped: llama.cpp quantizes
+    # int4-weight dropped (llama.cpp quantizes); the second trial rebuilds the pruned
+    # shapes and loads the healed weights: healed once
+    assert counted == ["prune-ffn", "heal", "prune-ffn"]
     assert outs[0]["heal"]["cached"] is False and outs[1]["heal"]["cached"] is True
     assert outs[0]["heal"]["energy_j"] == outs[1]["heal"]["energy_j"] > 0
     sizes = [(tmp_path / f"trial-{n}" / "model.gguf").stat().st_size for n in (1, 2)]
@@ -265,7 +273,7 @@ def test_the_recommended_model_is_saved_from_the_healed_weights_not_healed_again
     cand = Candidate("prune-ffn+heal+int8", {}, stages, "torch", None, 1, 1)
     record = {"number": 4, "stage": "screen", "result_path": None, "candidate": cand.to_dict()}
     save_recommended(s, record)
-    assert counted == ["prune-ffn", "heal", "int8-weight"]  # the save healed nothing again
+    assert counted.count("heal") == 1 and counted[-1] == "int8-weight"  # not healed again
     reloaded = load_model(str(out / "recommended" / "model"))
     assert [e["method"] for e in reloaded.compression] == ["prune-ffn", "heal", "int8-weight"]
     assert reloaded.model.model.layers[0].mlp.gate_proj.out_features == 64

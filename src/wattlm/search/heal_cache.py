@@ -4,12 +4,15 @@ A trial whose stages include ``heal`` (a recovery fine-tune, :mod:`wattlm.compre
 costs far more to build than to measure, and many trials share the same healed model (one
 pruned+healed model exported at several GGUF types, or run at several batch sizes). The
 stages up to and including the last ``heal`` are applied once; the model they leave is
-saved in the run's cache folder (``cache/heal/<digest>.pt``, keyed by those stages, with
-the compression log and the healing figures beside it in ``<digest>.json``), and every later
-trial with the same prefix loads it and applies only the stages after it.
+saved in the run's cache folder (``cache/heal/<digest>.safetensors``, keyed by those
+stages, with the compression log and the healing figures beside it in ``<digest>.json``),
+and every later trial with the same prefix rebuilds it: a copy of the baseline, the
+prefix's structural stages again (pruning is deterministic and cheap; only healing is
+not), then the healed weights loaded over them (safetensors: tensors only, nothing is
+unpickled), and only the stages after the prefix applied.
 
 Both files are written atomically (a temporary file renamed into place), the ``.json``
-last: a reader that finds the ``.json`` finds a whole ``.pt``, and a search killed half-way
+last: a reader that finds the ``.json`` finds a whole weights file, and a search killed half-way
 leaves no half-file under either name.
 
 The heal entry a trial's record carries is the healing cost of its weights, charged to
@@ -44,16 +47,16 @@ def heal_prefix(stages: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
 
 
 def cache_path(cache_dir: str | Path, prefix: list[dict[str, Any]]) -> Path:
-    """Where the model ``prefix`` leaves is cached (``.pt``; its figures in ``.json``).
+    """Where the weights ``prefix`` leaves are cached (``.safetensors``; figures in ``.json``).
 
     Example:
         >>> p = cache_path("/r/cache", [{"method": "heal", "steps": 5}])
         >>> p.parent.as_posix(), p.suffix
-        ('/r/cache/heal', '.pt')
+        ('/r/cache/heal', '.safetensors')
     """
     text = json.dumps(prefix, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return Path(cache_dir) / "heal" / f"{digest}.pt"
+    return Path(cache_dir) / "heal" / f"{digest}.safetensors"
 
 
 def entry_from_log(log: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -123,12 +126,17 @@ def compress_copy(
         log = apply_stages(model, stages, tokenizer=tokenizer, data=data)
         return model, log, entry_from_log(log)
     path = cache_path(cache_dir, prefix)
-    loaded = _load(path, next(base_model.parameters()).device)
+    model = fresh_copy()
+    try:
+        loaded = _load(path, model, prefix, tokenizer=tokenizer, data=data)
+    except Exception:  # a damaged or foreign file: heal again, over a fresh copy
+        path.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
+        model, loaded = fresh_copy(), None
     if loaded is not None:
-        model, first, heal = loaded
+        first, heal = loaded
         heal = None if heal is None else {**heal, "cached": True}
     else:
-        model = fresh_copy()
         first = apply_stages(model, prefix, tokenizer=tokenizer, data=data)
         heal = entry_from_log(first)
         _save(path, model, first, heal)
@@ -138,27 +146,33 @@ def compress_copy(
 
 
 def _load(
-    path: Path, device: Any
-) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None] | None:
+    path: Path, model: Any, prefix: list[dict[str, Any]], *, tokenizer: Any, data: str
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None] | None:
+    """Rebuild the cached healed model in ``model`` (a fresh copy of the baseline): the
+    prefix's stages without ``heal`` give it the healed model's shapes, then the healed
+    weights are loaded over them. ``None`` (``model`` untouched): nothing cached."""
     meta = path.with_suffix(".json")
     if not (meta.is_file() and path.is_file()):
         return None
-    import torch
+    from safetensors.torch import load_model
+
+    from wattlm.search.evaluate import apply_stages
 
     info = json.loads(meta.read_text(encoding="utf-8"))
-    # a whole module, pickled by this search into its own run folder (pruning changes the
-    # shapes, so a state dict alone would not fit the baseline's architecture)
-    model = torch.load(path, map_location=device, weights_only=False)
-    return model, info["log"], info["heal"]
+    structural = [s for s in prefix if s.get("method") != HEAL]
+    apply_stages(model, structural, tokenizer=tokenizer, data=data)
+    device = str(next(model.parameters()).device)
+    load_model(model, str(path), strict=True, device=device)
+    return info["log"], info["heal"]
 
 
 def _save(path: Path, model: Any, log: list[dict[str, Any]], heal: dict | None) -> None:
-    import torch
+    from safetensors.torch import save_model
 
     from wattlm._files import atomic_path, write_json
 
     with atomic_path(path) as tmp:
-        torch.save(model, tmp)
+        save_model(model, str(tmp))
     write_json(path.with_suffix(".json"), {"log": _plain(log), "heal": heal})
 
 

@@ -81,6 +81,10 @@ class LlamaCppLogProbs:
         self._server = self._start(threads)
         self._url = f"{self._server.listening_address}/embeddings"
         self._wait_ready()
+        # /health answers before the server's task loop has started; stopping the server in
+        # that gap can hang its destructor (it joins a loop that never saw the stop). One
+        # token through the loop closes the gap.
+        self.hidden_states([0])
 
     def _start(self, threads: int) -> Any:
         x = import_xllamacpp()
