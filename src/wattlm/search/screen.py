@@ -59,11 +59,12 @@ class PairedRung:
         >>> rung = PairedRung(limit_ratio=1.03, min_tokens=4)
         >>> base = torch.full((8,), 3.0)
         >>> rung(base + 0.01, base)  # +1%: carry on
+        >>> worse = base + torch.tensor([.3, .25, .35, .3, .3, .28, .32, .3])  # +35%
         >>> try:
-        ...     rung(base + torch.tensor([.3, .25, .35, .3, .3, .28, .32, .3]), base)
+        ...     PairedRung(limit_ratio=1.03, min_tokens=4)(worse, base)
         ... except Exception as stop:
-        ...     print(type(stop).__name__, stop.tokens)
-        PairedStop 16
+        ...     print(type(stop).__name__, stop.tokens, round(stop.ratio, 2))
+        PairedStop 8 1.35
     """
 
     def __init__(self, limit_ratio: float, *, z: float = 4.0, min_tokens: int = 128) -> None:
