@@ -217,6 +217,14 @@ def test_reserve_counts_remeasurements_peer_and_recommendation(synthetic_space, 
     assert s.reserve_s() == pytest.approx(3 * 70 + 80 + (40 + 20))
     s.peer = None
     assert s.reserve_s() == pytest.approx(3 * 70 + (40 + 20))
+    # a candidate's own full stage: a slow (1-thread) bench is priced from its own screen,
+    # its reused perplexity at the full stages' mean quality time; never below the mean
+    s.full_quality_s += [40.0, 44.0]
+    slow = {"state": "complete", "early_stop": None, "metrics": {"energy_j_per_token": {"n": 2}},
+            "timings_s": {"quality_s": 0.0, "bench_s": 18.0, "other_s": 2.0}}  # fmt: skip
+    assert s.candidate_full_s(slow) == pytest.approx(2 + 42 + 18 * 4 * 5 / 3)
+    fast = {**slow, "timings_s": {"quality_s": 0.0, "bench_s": 1.0, "other_s": 2.0}}
+    assert s.candidate_full_s(fast) == pytest.approx(70.0)  # the mean of the full stages
 
 
 def _oracle_reference(ids, vocab, window=64, context=32):

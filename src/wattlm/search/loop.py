@@ -343,7 +343,10 @@ def remeasure(s: SearchState) -> None:
         if len(full_ok) >= k:
             break
         left = s.time_left()
-        if measured and left is not None and left < s.estimate_full_s() + s.recommend_s():
+        # what must still fit: this candidate's own full stage, the peer at the
+        # recommendation's batch size, and saving the recommendation
+        need = s.candidate_full_s(rec) + s.peer_same_batch_s() + s.recommend_s()
+        if measured and left is not None and left < need:
             s.notes.append("time budget: fewer candidates were re-measured than asked")
             break
         cand = st.candidate_of(rec)
@@ -352,6 +355,7 @@ def remeasure(s: SearchState) -> None:
         outcome, seconds = s.evaluate(spec)
         s.remember_quality(spec, outcome)
         s.full_durations.append(seconds)
+        s.full_quality_s.append((outcome.get("timings_s") or {}).get("quality_s", 0.0))
         full = s.make_record(rec["number"], cand, "full", outcome, seconds)
         kept = {
             k2: full[k2]

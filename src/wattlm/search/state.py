@@ -65,6 +65,8 @@ class SearchState:
     #: each measured screened trial's full-stage wall time, predicted from its own
     #: screen breakdown (:func:`predict_full_s`): the reserve before any full stage ran
     full_guesses: list[float] = field(default_factory=list)
+    #: seconds of quality scoring of each candidate's full stage so far
+    full_quality_s: list[float] = field(default_factory=list)
     #: (screened objective, backend) of the best feasible screened trial so far
     leader: tuple[float, str] | None = None
     #: the baseline model (real searches only)
@@ -316,6 +318,16 @@ class SearchState:
             return max(baseline, sum(self.full_guesses) / len(self.full_guesses))
         return baseline
 
+    def candidate_full_s(self, rec: TrialRecord) -> float:
+        """Expected wall time of screened trial ``rec``'s full stage: its own prediction
+        from its screen breakdown (:func:`predict_full_s`; a perplexity reused from
+        another trial is priced at the mean quality time of the full stages so far), never
+        less than :meth:`estimate_full_s`. A 1-thread candidate's bench takes about twice
+        a 2-thread one's: the mean of the others would underestimate it."""
+        view = {**rec, "timings_s": rec.get("screen_timings_s") or rec.get("timings_s")}
+        guess = predict_full_s(view, self.cfg.screen, self.cfg.full, self.full_quality_s)
+        return max(self.estimate_full_s(), guess or 0.0)
+
     def note_screened(self, rec: TrialRecord) -> None:
         """Learn from a screened trial's breakdown what a full stage is likely to cost."""
         guess = predict_full_s(rec, self.cfg.screen, self.cfg.full)
@@ -369,11 +381,15 @@ class SearchState:
         return None if deadline is None else deadline - time.monotonic()
 
 
-def predict_full_s(rec: TrialRecord, screen: Any, full: Any) -> float | None:
+def predict_full_s(
+    rec: TrialRecord, screen: Any, full: Any, full_quality_s: list[float] | None = None
+) -> float | None:
     """A screened trial's full-stage wall time, predicted from its own ``timings_s``:
     quality scales with the perplexity tokens, the bench with the tokens per run and the
     runs (warm-up + repeats, the full stage's midway count), the rest stays. ``None`` when
-    the trial did not both score quality and run its whole bench (nothing to scale).
+    the trial did not both score quality and run its whole bench (nothing to scale); a
+    trial whose perplexity was reused (no quality time of its own) is priced at the mean
+    of ``full_quality_s`` (full stages' quality seconds so far) when given.
 
     Example:
         >>> from wattlm.search.config import FULL, SCREEN
@@ -382,12 +398,20 @@ def predict_full_s(rec: TrialRecord, screen: Any, full: Any) -> float | None:
         ...        "metrics": {"energy_j_per_token": {"n": 2}}}
         >>> round(predict_full_s(rec, SCREEN, FULL), 1)  # 1 + 2×4 + 3×4×5/3
         29.0
+        >>> reused = {**rec, "timings_s": {**t, "quality_s": 0.0}}  # perplexity reused
+        >>> predict_full_s(reused, SCREEN, FULL) is None
+        True
+        >>> round(predict_full_s(reused, SCREEN, FULL, [10.0]), 1)  # 1 + 10 + 20
+        31.0
     """
     t = rec.get("timings_s") or {}
     energy = (rec.get("metrics") or {}).get("energy_j_per_token") or {}
     quality = t.get("quality_s", 0.0) + t.get("served_quality_s", 0.0)
     bench = t.get("bench_s", 0.0)
-    if rec.get("state") not in ("complete", "infeasible") or not quality or not bench:
+    scaled_quality = quality * full.ppl_max_tokens / screen.ppl_max_tokens
+    if not quality and full_quality_s:
+        scaled_quality = sum(full_quality_s) / len(full_quality_s)
+    if rec.get("state") not in ("complete", "infeasible") or not scaled_quality or not bench:
         return None
     if not energy.get("n") or rec.get("early_stop"):
         return None
@@ -395,11 +419,7 @@ def predict_full_s(rec: TrialRecord, screen: Any, full: Any) -> float | None:
     full_runs = full.warmup + (full.min_repeats + full.repeats) / 2
     per_run = (full.prompt_tokens + full.new_tokens) / (screen.prompt_tokens + screen.new_tokens)
     rest = sum(v for k, v in t.items() if k not in ("quality_s", "served_quality_s", "bench_s"))
-    return (
-        rest
-        + quality * full.ppl_max_tokens / screen.ppl_max_tokens
-        + (bench * per_run * full_runs / runs)
-    )
+    return rest + scaled_quality + (bench * per_run * full_runs / runs)
 
 
 def _peer_folder(batch_size: int) -> str:
