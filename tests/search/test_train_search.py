@@ -136,6 +136,19 @@ def test_monitor_stops_at_target_and_projects_linearly():
     assert projected_energy_j(curve[::-1], target=20.0, higher=False) == float("inf")
 
 
+def test_the_pruners_verdict_counts_from_the_third_evaluation():
+    seen = []
+
+    def pruner(samples, quality):  # always "prune", and remembers what it was told
+        seen.append((samples, quality))
+        return True
+
+    m = TrialMonitor(target=0.9, higher=True, eval_every=1, best_energy_j=None, pruner=pruner)
+    stops = [m.step(1.0, 8, lambda q=q: q) for q in (0.5, 0.6, 0.7)]
+    assert stops == [None, None, "pruned"] and "pruner" in m.prune_reason
+    assert seen == [(8, 0.5), (16, 0.6), (24, 0.7)]  # every evaluation reported
+
+
 @pytest.mark.parametrize(
     "space, message",
     [

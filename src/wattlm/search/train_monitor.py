@@ -6,7 +6,8 @@
   energy to target, or its learning curve, extrapolated linearly over its last two
   evaluations (quality per joule), projects more than that to reach the target;
 - **pruned (Optuna)**: the study's pruner (median, successive halving, Hyperband) judged its
-  intermediate quality (in this process or on a Ray worker: :mod:`.train_pruner`);
+  intermediate quality (in this process or on a Ray worker: :mod:`.train_pruner`), from its
+  third evaluation on (each evaluation is reported; earlier verdicts are not acted on);
 - **cap**: its sample budget (or time cap) ran out before the target (infeasible; its best
   quality kept).
 
@@ -118,7 +119,11 @@ class TrialMonitor:
             return self._set("reached")
         if last:
             return self._set("cap")
-        if self.pruner is not None and self.pruner(self.samples, quality):
+        # every evaluation is reported to the pruner; its verdict counts from the
+        # ``min_points``-th on, as the projection's: a curve under warm-up or a high
+        # learning rate starts low (0.53 after 512 samples for one that led at 0.84)
+        judged = self.pruner is not None and self.pruner(self.samples, quality)
+        if judged and len(self.curve) >= self.min_points:
             return self._set("pruned", "the study's pruner: intermediate quality too low")
         return self._over_budget(projected=True)
 
