@@ -4,7 +4,8 @@ defaults of ``wattlm train finetune``, and vs the best of a random search of equ
 MiniLM-L6 fine-tuned as a sentiment classifier on the movie-review sentences, target test
 accuracy 0.85 (by default), 30 trials per search. Two searches run, each into its own
 folder: the guided one (``--sampler``, TPE by default) and a random one with the same
-trial count. Both prune alike (energy-aware pruning, and ``--pruner``, the median pruner by
+trial count, which draws every trial (the space's start points are wattlm's prior, left
+out of it). Both prune alike (energy-aware pruning, and ``--pruner``, the median pruner by
 default, from a trial's third evaluation), so they differ only in their sampler. Both
 measure the defaults as their trial 0 (never pruned), so each ratio compares figures taken
 in the same run on the same machine. The figures are energy to target in joules, with
@@ -33,8 +34,11 @@ from pathlib import Path
 
 
 def _search(args: argparse.Namespace, sampler: str, out: Path) -> dict:
+    import dataclasses
+
     from wattlm.search.train_config import TrainSearchConfig
     from wattlm.search.train_search_run import train_search
+    from wattlm.search.train_space import load_train_space
 
     cfg = TrainSearchConfig(
         target=args.target, model=args.model, data=args.data, n_trials=args.n_trials,
@@ -43,7 +47,10 @@ def _search(args: argparse.Namespace, sampler: str, out: Path) -> dict:
         seq_len=args.seq_len, threads=args.threads, meter=args.meter, seed=args.seed,
         pruner=args.pruner,
     )  # fmt: skip
-    return train_search(cfg, out_dir=out, progress=not args.quiet)
+    space = load_train_space(args.space)
+    if sampler == "random":  # a plain random search: no start points
+        space = dataclasses.replace(space, start=())
+    return train_search(cfg, out_dir=out, progress=not args.quiet, space=space)
 
 
 def _pick(record: dict) -> dict | None:

@@ -228,3 +228,36 @@ def test_n_trials_counts_distinct_configurations_not_asks(synthetic_config, tmp_
     assert len(record["trials"]) == 1 + 5 * 8
     assert tried(record) <= 4
     assert "kept proposing configurations already measured" in record["search"]["stop_reason"]
+
+
+def test_a_sampler_that_repeats_itself_is_sent_to_unmeasured_configurations(
+    synthetic_config, tmp_path, monkeypatch
+):
+    import optuna
+
+    from wattlm.search import study as st
+    from wattlm.search.explore import EXPLORE_AFTER
+
+    # a sampler that only ever proposes bf16 at batch 8 (as NSGA-II does once it settles)
+    def stuck(name, seed, grid_size=0):
+        fixed = {"method": "bf16", "batch_size": 8}
+        return optuna.samplers.PartialFixedSampler(fixed, optuna.samplers.RandomSampler(seed))
+
+    monkeypatch.setattr(st, "make_sampler", stuck)
+    space = tmp_path / "small.yaml"
+    space.write_text(
+        "methods: {none: [], bf16: [{method: cast, dtype: bfloat16}]}\n"
+        "backends: {torch: {}}\nbatch_sizes: [1, 8]\nthreads: [1]\n"
+    )
+    cfg = synthetic_config(str(space), sampler="random", n_trials=3, remeasure=1, seed=1)
+    record = optimize(cfg, out_dir=tmp_path / "a", evaluator=SyntheticEvaluator(), progress=False)
+    # every configuration but the baseline tried, each after EXPLORE_AFTER repeats
+    assert tried(record) == 3 and record["search"]["stop_reason"] == "3 configurations tried"
+    assert len(record["trials"]) == 1 + 3 + 2 * EXPLORE_AFTER
+    drawn = [t for t in record["trials"] if any("drawn at random" in n for n in t["notes"])]
+    # two distinct configurations the sampler never proposed (the baseline runs 2 threads
+    # or more, so "none" at batch 1 on 1 thread is a configuration of its own)
+    picked = {(t["params"]["method"], t["batch_size"]) for t in drawn}
+    assert len(drawn) == 2 and len(picked) == 2
+    assert picked < {("none", 1), ("none", 8), ("bf16", 1)}
+    assert any("2 unmeasured configuration(s) were drawn at random" in n for n in record["notes"])

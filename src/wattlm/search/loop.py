@@ -23,6 +23,7 @@ from wattlm.search import study as st
 from wattlm.search.candidate import Candidate
 from wattlm.search.evaluate import breakdown
 from wattlm.search.executors import make_executor
+from wattlm.search.explore import EXPLORE_AFTER, EXPLORE_ATTR, Explorer
 from wattlm.search.progress import describe
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ def search_loop(s: SearchState) -> None:
     s.ui.update(done=configurations(records), best=best_line(s, records))
     executor = make_executor(s.cfg.ray, s.cfg.ray_workers, max(s.space.threads))
     inflight: dict[Any, tuple[Any, Candidate, Any, float]] = {}
+    explorer = None if s.grid else Explorer(s.space, s.cfg.seed + len(records))
     try:
         while True:
             while len(inflight) < executor.capacity and _can_ask(
@@ -228,6 +230,8 @@ def search_loop(s: SearchState) -> None:
                     records[number] = rec
                     continue
                 original = _duplicate(s, records, cand)
+                if explorer is not None and original is None:
+                    explorer.asked()
                 if original is not None:
                     rec: TrialRecord = {
                         **_screen_view(s, original),
@@ -239,6 +243,10 @@ def search_loop(s: SearchState) -> None:
                     }
                     _finish_trial(s, trial, rec)
                     records[number] = rec
+                    if explorer is not None:
+                        seen = {st.candidate_of(r).key() for r in records.values()}
+                        seen |= {c.key() for _, c, _, _ in inflight.values()}
+                        explorer.answered(study, seen | {st.candidate_of(s.baseline).key()})
                     continue
                 spec = s.spec(number, cand, "screen", best_screen=best_screen(s, records))
                 if screen.outside_quality(spec, spec.quality):
@@ -259,6 +267,11 @@ def search_loop(s: SearchState) -> None:
                 trial, cand, spec, started = inflight.pop(handle)
                 seconds = time.monotonic() - started
                 rec = s.make_record(spec.number, cand, "screen", outcome, seconds)
+                if trial.user_attrs.get(EXPLORE_ATTR):
+                    rec["notes"].append(
+                        "drawn at random: the sampler had proposed only measured "
+                        f"configurations {EXPLORE_AFTER} times in a row"
+                    )
                 s.remember_quality(spec, outcome)
                 _finish_trial(s, trial, rec)
                 records[rec["number"]] = rec
@@ -268,6 +281,8 @@ def search_loop(s: SearchState) -> None:
                 s.ui.update(done=configurations(records), best=best_line(s, records))
     finally:
         executor.close()
+    if explorer is not None and explorer.note():
+        s.notes.append(explorer.note())
     if s.stop_reason:
         s.notes.append(f"search stopped: {s.stop_reason}")
 

@@ -429,7 +429,21 @@ class SearchSpace(Config):
 
     def candidates(self) -> list[Candidate]:
         """Every runnable candidate once (incompatible ones and repeats left out), in order."""
-        out: dict[str, Candidate] = {}
+        return [c for _, c in self.points()]
+
+    def points(self) -> list[tuple[dict[str, Any], Candidate]]:
+        """Every runnable candidate once, in order, with the Optuna parameters that make
+        :meth:`suggest` return it (for ``study.enqueue_trial``).
+
+        Example:
+            >>> space = load_space("default")
+            >>> params, cand = space.points()[0]
+            >>> params
+            {'method': 'none', 'backend': 'torch', 'batch_size': 1, 'threads': 1}
+            >>> cand.params() == params
+            True
+        """
+        out: dict[str, tuple[dict[str, Any], Candidate]] = {}
         for method in self.methods:
             for values, (backend, qtypes) in itertools.product(
                 method.combinations(), self.backends
@@ -442,8 +456,16 @@ class SearchSpace(Config):
                     c = Candidate(
                         method.name, values, stages, backend, qtype, batch, threads, runtime
                     )
-                    if c.incompatible() is None:
-                        out.setdefault(c.key(), c)
+                    if c.incompatible() is not None or c.key() in out:
+                        continue
+                    params = {P_METHOD: method.name}
+                    params.update({f"{method.name}.{p}": v for p, v in values.items()})
+                    params[P_BACKEND] = backend
+                    if qtype is not None:
+                        params[weight_param(backend)] = qtype
+                    params.update({f"{backend}.{o}": v for o, v in runtime.items()})
+                    params.update({P_BATCH: batch, P_THREADS: threads})
+                    out[c.key()] = (params, c)
         return list(out.values())
 
     def start_params(self) -> list[dict[str, Any]]:

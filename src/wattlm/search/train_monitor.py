@@ -3,8 +3,8 @@
 - **reached**: an evaluation reaches the target; the trial's *energy to target* is the
   training energy spent up to that step;
 - **pruned (energy)**: the trial has already spent more than the cheapest completed trial's
-  energy to target, or its learning curve, extrapolated linearly over its last two
-  evaluations (quality per joule), projects more than that to reach the target;
+  energy to target, or its learning curve, a line fitted to its last three evaluations
+  (quality per joule), projects more than that to reach the target;
 - **pruned (Optuna)**: the study's pruner (median, successive halving, Hyperband) judged its
   intermediate quality (in this process or on a Ray worker: :mod:`.train_pruner`), from its
   third evaluation on (each evaluation is reported; earlier verdicts are not acted on);
@@ -33,17 +33,40 @@ from collections.abc import Callable
 from typing import Any
 
 
+#: evaluations the projection's line is fitted to: two consecutive evaluations on 500
+#: held-out examples differ by about their noise (±0.016 accuracy at 0.85), so a line
+#: through the last two alone often points down on a curve still rising; three points
+#: (least squares) halve the slope's spread
+PROJECTION_POINTS = 3
+
+
 def projected_energy_j(curve: list[dict[str, Any]], *, target: float, higher: bool) -> float:
-    """Energy at which the curve's last two points, extended in a line, reach ``target``
-    (``inf`` when the curve is not improving)."""
-    if len(curve) < 2:
+    """Energy at which a line fitted (least squares) to the curve's last
+    :data:`PROJECTION_POINTS` points reaches ``target`` (``inf`` when the line is not
+    improving).
+
+    Example:
+        >>> curve = [{"energy_j": e, "quality": q} for e, q in [(10, 0.5), (20, 0.7), (30, 0.6)]]
+        >>> round(projected_energy_j(curve, target=0.85, higher=True), 6)
+        70.0
+        >>> projected_energy_j(curve[1:], target=0.85, higher=True)  # two points, falling
+        inf
+    """
+    points = [(p["energy_j"], p["quality"]) for p in curve[-PROJECTION_POINTS:]]
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
         return math.inf
-    (e0, q0), (e1, q1) = ((p["energy_j"], p["quality"]) for p in curve[-2:])
+    mean_e = sum(e for e, _ in points) / len(points)
+    mean_q = sum(q for _, q in points) / len(points)
+    spread = sum((e - mean_e) ** 2 for e, _ in points)
+    if spread <= 0:
+        return math.inf
+    slope = sum((e - mean_e) * (q - mean_q) for e, q in points) / spread
     sign = 1.0 if higher else -1.0
-    gain = sign * (q1 - q0)
-    if gain <= 0 or e1 <= e0:
+    if sign * slope <= 0:
         return math.inf
-    return e1 + sign * (target - q1) / gain * (e1 - e0)
+    last_e = points[-1][0]
+    at_last = mean_q + slope * (last_e - mean_e)  # the line's quality at the last point
+    return max(last_e, last_e + (target - at_last) / slope)
 
 
 class TrialMonitor:
