@@ -32,7 +32,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-
 #: evaluations the projection's line is fitted to: two consecutive evaluations on 500
 #: held-out examples differ by about their noise (±0.016 accuracy at 0.85), so a line
 #: through the last two alone often points down on a curve still rising; three points
