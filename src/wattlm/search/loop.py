@@ -253,6 +253,7 @@ def search_loop(s: SearchState) -> None:
                     # its weights were scored before and are clearly over the budget:
                     # nothing to build or measure (quality first, from the known figure)
                     rec = s.make_record(number, cand, "screen", _known_outside(spec, records), 0.0)
+                    _note_drawn(trial, rec)
                     _finish_trial(s, trial, rec)
                     records[number] = rec
                     s.ui.log(describe(rec, s.unit))
@@ -267,11 +268,7 @@ def search_loop(s: SearchState) -> None:
                 trial, cand, spec, started = inflight.pop(handle)
                 seconds = time.monotonic() - started
                 rec = s.make_record(spec.number, cand, "screen", outcome, seconds)
-                if trial.user_attrs.get(EXPLORE_ATTR):
-                    rec["notes"].append(
-                        "drawn at random: the sampler had proposed only measured "
-                        f"configurations {EXPLORE_AFTER} times in a row"
-                    )
+                _note_drawn(trial, rec)
                 s.remember_quality(spec, outcome)
                 _finish_trial(s, trial, rec)
                 records[rec["number"]] = rec
@@ -285,6 +282,15 @@ def search_loop(s: SearchState) -> None:
         s.notes.append(explorer.note())
     if s.stop_reason:
         s.notes.append(f"search stopped: {s.stop_reason}")
+
+
+def _note_drawn(trial: Any, rec: TrialRecord) -> None:
+    """Say in ``rec``'s notes when its configuration was drawn by the :class:`Explorer`."""
+    if trial.user_attrs.get(EXPLORE_ATTR):
+        rec["notes"].append(
+            "drawn at random: the sampler had proposed only measured configurations "
+            f"{EXPLORE_AFTER} times in a row"
+        )
 
 
 def _known_outside(spec: Any, records: dict[int, TrialRecord]) -> dict[str, Any]:
