@@ -209,14 +209,20 @@ def test_screen_only_decisions_when_nothing_is_remeasured(
     assert record["ratios"]["tokens_per_joule_vs_peer"] is None  # the peer is full-stage only
 
 
-def test_n_trials_counts_distinct_configurations_not_asks(synthetic_config, tmp_path):
-    # 2 methods x 1 backend x 2 batch sizes x 1 thread: 4 configurations, so a random
-    # sampler repeats itself; repeats are answered from their records and not counted
+def _small_space(tmp_path):
+    """2 methods x 1 backend x 2 batch sizes x 1 thread: a space of 4 configurations."""
     space = tmp_path / "small.yaml"
     space.write_text(
         "methods: {none: [], bf16: [{method: cast, dtype: bfloat16}]}\n"
         "backends: {torch: {}}\nbatch_sizes: [1, 8]\nthreads: [1]\n"
     )
+    return space
+
+
+def test_n_trials_counts_distinct_configurations_not_asks(synthetic_config, tmp_path):
+    # 2 methods x 1 backend x 2 batch sizes x 1 thread: 4 configurations, so a random
+    # sampler repeats itself; repeats are answered from their records and not counted
+    space = _small_space(tmp_path)
     cfg = synthetic_config(str(space), sampler="random", n_trials=3, remeasure=1, seed=3)
     record = optimize(cfg, out_dir=tmp_path / "a", evaluator=SyntheticEvaluator(), progress=False)
     assert tried(record) == 3
@@ -244,11 +250,7 @@ def test_a_sampler_that_repeats_itself_is_sent_to_unmeasured_configurations(
         return optuna.samplers.PartialFixedSampler(fixed, optuna.samplers.RandomSampler(seed))
 
     monkeypatch.setattr(st, "make_sampler", stuck)
-    space = tmp_path / "small.yaml"
-    space.write_text(
-        "methods: {none: [], bf16: [{method: cast, dtype: bfloat16}]}\n"
-        "backends: {torch: {}}\nbatch_sizes: [1, 8]\nthreads: [1]\n"
-    )
+    space = _small_space(tmp_path)
     cfg = synthetic_config(str(space), sampler="random", n_trials=3, remeasure=1, seed=1)
     record = optimize(cfg, out_dir=tmp_path / "a", evaluator=SyntheticEvaluator(), progress=False)
     # every configuration but the baseline tried, each after EXPLORE_AFTER repeats
