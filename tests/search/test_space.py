@@ -252,3 +252,13 @@ def test_full_space_searches_onnx_weight_formats():
     formats = dict(space.backends)["onnxruntime"]
     assert {"fp32", "int4-b32-acc4", "int8-b32-acc4", "int4-b32-acc4-qhead"} <= set(formats)
     assert any(p.get("weights") == "int4-b32-acc4" for p in space.start)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_point_asks_for_its_own_candidate(name):
+    # the parameters Explorer enqueues make suggest() return exactly that candidate
+    space = load_space(name)
+    points = space.points()
+    assert [c.key() for _, c in points] == [c.key() for c in space.candidates()]
+    for params, cand in points:
+        assert space.suggest(optuna.trial.FixedTrial(params)).key() == cand.key()
