@@ -136,15 +136,16 @@ class TrialMonitor:
             {"step": self.steps, "samples": self.samples, "energy_j": self.energy_j,
              "quality": quality}
         )  # fmt: skip
+        # every evaluation is reported to the pruner (the one that reaches the target too:
+        # later trials are judged against it at that step); its verdict counts from the
+        # ``min_points``-th on, as the projection's: a curve under warm-up or a high
+        # learning rate starts low (0.53 after 512 samples for one that led at 0.84)
+        judged = self.pruner is not None and self.pruner(self.samples, quality)
         if self.reached(quality):
             self.energy_to_target_j = self.energy_j
             return self._set("reached")
         if last:
             return self._set("cap")
-        # every evaluation is reported to the pruner; its verdict counts from the
-        # ``min_points``-th on, as the projection's: a curve under warm-up or a high
-        # learning rate starts low (0.53 after 512 samples for one that led at 0.84)
-        judged = self.pruner is not None and self.pruner(self.samples, quality)
         if judged and len(self.curve) >= self.min_points:
             return self._set("pruned", "the study's pruner: intermediate quality too low")
         return self._over_budget(projected=True)
