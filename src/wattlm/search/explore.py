@@ -28,7 +28,6 @@ class Explorer:
     The grid sampler never repeats itself and is left alone.
 
     Example:
-        >>> from types import SimpleNamespace
         >>> import optuna
         >>> from wattlm.search.space import load_space
         >>> optuna.logging.set_verbosity(optuna.logging.WARNING)

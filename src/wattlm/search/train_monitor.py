@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -54,18 +55,12 @@ def projected_energy_j(curve: list[dict[str, Any]], *, target: float, higher: bo
     points = [(p["energy_j"], p["quality"]) for p in curve[-PROJECTION_POINTS:]]
     if len(points) < 2 or points[-1][0] <= points[0][0]:
         return math.inf
-    mean_e = sum(e for e, _ in points) / len(points)
-    mean_q = sum(q for _, q in points) / len(points)
-    spread = sum((e - mean_e) ** 2 for e, _ in points)
-    if spread <= 0:
-        return math.inf
-    slope = sum((e - mean_e) * (q - mean_q) for e, q in points) / spread
+    energies, qualities = zip(*points, strict=True)
+    slope, intercept = statistics.linear_regression(energies, qualities)
     sign = 1.0 if higher else -1.0
     if sign * slope <= 0:
         return math.inf
-    last_e = points[-1][0]
-    at_last = mean_q + slope * (last_e - mean_e)  # the line's quality at the last point
-    return max(last_e, last_e + (target - at_last) / slope)
+    return max(energies[-1], (target - intercept) / slope)
 
 
 class TrialMonitor:
