@@ -3,13 +3,17 @@
 1. Runs ``wattlm optimize`` with its defaults (the command a new user types) into
    ``OUT/optimize``. The search itself measures llama.cpp's default (the model's own GGUF
    file, as is) at batch 1 and at the recommendation's batch size.
-2. Right after, in the same run, measures ONNX Runtime's defaults on the same model at the
-   recommendation's batch size, with the search's full-stage settings (the same prompts,
-   repeats, perplexity tokens and energy meter):
+2. Right after, in the same run, measures the other runtimes' defaults on the same model
+   at the recommendation's batch size, with the search's full-stage settings (the same
+   prompts, repeats, perplexity tokens and energy meter), each where its extra is
+   installed:
 
    - ONNX Runtime GenAI's model builder as its CPU examples run it: int4 ``MatMulNBits``,
      block 32, accuracy level 4 (``int4-b32-acc4``);
-   - ONNX Runtime on the float32 export.
+   - ONNX Runtime on the float32 export;
+   - OpenVINO on the float32 model (optimum-intel's export default for a model under one
+     billion parameters), with the CPU plugin's default inference precision;
+   - OpenVINO with NNCF's default weight compression (int8, asymmetric, per channel).
 
    Each is scored on its own logits (perplexity on the same test tokens as the search's
    full stage, KL divergence and top-1 agreement against the search's reference).
@@ -38,10 +42,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-#: ONNX Runtime's defaults measured beside the search: (label, onnx weights)
-ONNX_PEERS = (
-    ("ONNX Runtime GenAI builder default (int4, block 32, accuracy level 4)", "int4-b32-acc4"),
-    ("ONNX Runtime, float32 export", "fp32"),
+#: the other runtimes' defaults measured beside the search: (label, backend, config fields)
+PEERS = (
+    (
+        "ONNX Runtime GenAI builder default (int4, block 32, accuracy level 4)",
+        "onnxruntime",
+        {"onnx_weights": "int4-b32-acc4"},
+    ),
+    ("ONNX Runtime, float32 export", "onnxruntime", {"onnx_weights": "fp32"}),
+    ("OpenVINO, float32 weights, CPU plugin defaults", "openvino", {"openvino_weights": "fp32"}),
+    (
+        "OpenVINO, NNCF default weight compression (int8, asymmetric)",
+        "openvino",
+        {"openvino_weights": "int8-asym"},
+    ),
 )
 
 
@@ -52,8 +66,10 @@ def run_search(out: Path, extra: list[str]) -> dict[str, Any]:
     return json.loads((out / "optimize.json").read_text(encoding="utf-8"))
 
 
-def measure_onnx_peer(record: dict[str, Any], weights: str, out: Path) -> dict[str, Any]:
-    """One ONNX Runtime default at the recommendation's batch size: the search's metrics."""
+def measure_peer(
+    record: dict[str, Any], backend: str, fields: dict[str, str], out: Path
+) -> dict[str, Any]:
+    """One runtime's default at the recommendation's batch size: the search's metrics."""
     from wattlm.bench.config import BenchConfig
     from wattlm.bench.phases import StopRule, stopping
     from wattlm.bench.runner import bench, write_run
@@ -72,7 +88,7 @@ def measure_onnx_peer(record: dict[str, Any], weights: str, out: Path) -> dict[s
     bench_cfg = BenchConfig(
         model=cfg["model"],
         data=cfg["data"],
-        backends=("onnxruntime",),
+        backends=(backend,),
         batch_sizes=(rec["batch_size"],),
         prompt_tokens=full["prompt_tokens"],
         new_tokens=full["new_tokens"],
@@ -84,7 +100,7 @@ def measure_onnx_peer(record: dict[str, Any], weights: str, out: Path) -> dict[s
         ppl_max_length=cfg["ppl_max_length"],
         ppl_stride=cfg["ppl_stride"],
         ppl_max_tokens=full["ppl_max_tokens"],
-        onnx_weights=weights,
+        **fields,
     )
     rule = None
     if full.get("rel_width") is not None:  # the full stage's adaptive repeats
@@ -113,14 +129,14 @@ def _recommended(record: dict[str, Any]) -> dict[str, Any]:
     return next(t for t in record["trials"] if t["number"] == record["recommended"])
 
 
-def rows(record: dict[str, Any], onnx: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+def rows(record: dict[str, Any], others: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """The table's rows: the recommendation, then the peers at its batch size."""
     rec = _recommended(record)
     out = [{"label": f"recommended: {rec['label']}", **_row(record, rec), "peer": False}]
     same = record.get("peer_same_batch")
     if same is not None:
         out.append({"label": same["label"], **_row(record, same), "peer": True})
-    for label, peer in onnx:
+    for label, peer in others:
         out.append({"label": f"{label} · batch {peer['batch_size']}", **_row(record, peer),
                     "peer": True})  # fmt: skip
     return out
@@ -236,14 +252,16 @@ def main() -> None:
         return
     from wattlm.bench.backends import backend_class
 
-    onnx: list[tuple[str, dict[str, Any]]] = []
-    if backend_class("onnxruntime").is_available():
-        for label, weights in ONNX_PEERS:
-            print(f"measuring {label} …", flush=True)
-            onnx.append((label, measure_onnx_peer(record, weights, args.out / f"onnx-{weights}")))
-    else:
-        print("ONNX Runtime is not installed (pip install 'wattlm[onnx]'): llama.cpp only")
-    table = rows(record, onnx)
+    others: list[tuple[str, dict[str, Any]]] = []
+    for label, backend, fields in PEERS:
+        cls = backend_class(backend)
+        if not cls.is_available():
+            print(f"{label}: not measured ({cls.install_hint()})")
+            continue
+        print(f"measuring {label} …", flush=True)
+        folder = args.out / f"{backend}-{'-'.join(fields.values())}"
+        others.append((label, measure_peer(record, backend, fields, folder)))
+    table = rows(record, others)
     print_table(record, table)
     summary = {"table": table, "headline": headline(table), "search": _search_line(record)}
     (args.out / "peers.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

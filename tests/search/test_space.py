@@ -142,6 +142,10 @@ def test_candidate_mapping_and_labels():
     }  # fmt: skip
     fp32 = Candidate("none", {}, (), "onnxruntime", "fp32", 1, 1)
     assert fp32.weights_key() != plain.weights_key() != none.weights_key()
+    # the same format name on another runtime is another computation: never reused across
+    ov = Candidate("none", {}, (), "openvino", "fp32", 1, 1)
+    assert ov.weights_key() != fp32.weights_key()
+    assert ov.label() == "none → OpenVINO fp32 · batch 1 · 1 thread"
     assert Candidate.from_dict(onnx.to_dict()) == onnx
 
 

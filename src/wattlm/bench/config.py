@@ -11,6 +11,7 @@ from wattlm._config import Config, check, check_choice, check_int, check_version
 from wattlm.bench.backends import BACKEND_CHOICES, BACKEND_NAMES, backend_class
 from wattlm.errors import WattlmError
 from wattlm.export.onnx_weights import OnnxWeights
+from wattlm.export.openvino_weights import OpenVinoWeights
 from wattlm.measure import METER_KINDS
 from wattlm.models.names import DTYPE_NAMES
 
@@ -29,7 +30,9 @@ class BenchConfig(Config):
     that graph, with the weights of ``onnx_weights`` (``fp32``, or int4/int8
     ``MatMulNBits`` such as ``int4-b32-acc4``, see :mod:`wattlm.export.onnx_weights`;
     normalized to the canonical name); a float32 export is checked against torch's
-    logits. ``runtime`` holds runtime settings of the backends that declare some (e.g.
+    logits. ``"openvino"`` converts that export to OpenVINO IR, with the weights of
+    ``openvino_weights`` (``fp32``, or compressed by NNCF such as ``int8-asym`` or
+    ``int4-sym-g32-r100``, see :mod:`wattlm.export.openvino_weights`). ``runtime`` holds runtime settings of the backends that declare some (e.g.
     llama.cpp's ``{"flash_attn": "on", "kv_cache": "q8_0"}``, see
     :attr:`~wattlm.bench.backends.base.Backend.runtime_settings`); a setting left out, or at
     its default, is the runtime's default.
@@ -63,6 +66,7 @@ class BenchConfig(Config):
     cv_threshold: float = 0.10
     onnx_export_method: str = "builder"
     onnx_weights: str = "fp32"
+    openvino_weights: str = "fp32"
     runtime: dict[str, Any] = field(default_factory=dict, hash=False)
     grid_intensity_g_per_kwh: float | None = None
     version: int = field(default=CONFIG_VERSION)
@@ -77,6 +81,8 @@ class BenchConfig(Config):
             check_choice("backend", b, BACKEND_CHOICES)
         check_choice("ONNX export method", self.onnx_export_method, ONNX_METHODS)
         object.__setattr__(self, "onnx_weights", str(OnnxWeights.parse(self.onnx_weights)))
+        weights = str(OpenVinoWeights.parse(self.openvino_weights))
+        object.__setattr__(self, "openvino_weights", weights)
         object.__setattr__(self, "runtime", _runtime(self.backends, self.runtime))
         check_choice("dtype", self.dtype, DTYPE_NAMES)
         check(bool(self.batch_sizes), "at least one batch size is needed")
@@ -126,7 +132,18 @@ def _runtime(backends: tuple[str, ...], settings: Any) -> dict[str, Any]:
             "take none",
             hint="drop them, or run a backend that has runtime settings (llamacpp)",
         )
+    known = {s.name for cls in takers for s in cls.runtime_settings}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise WattlmError(
+            f"runtime settings of backend(s) {', '.join(backends)}: unknown runtime "
+            f"setting(s) {', '.join(map(str, unknown))}",
+            hint=f"settings: {', '.join(sorted(known))}",
+        )
     checked = {}
-    for cls in takers:
-        checked = cls.check_runtime(settings, f"runtime settings of the {cls.name} backend")
+    for cls in takers:  # each backend checks its own
+        own = {s.name for s in cls.runtime_settings}
+        mine = {k: v for k, v in settings.items() if k in own}
+        checked.update(cls.check_runtime(mine, f"runtime settings of the {cls.name} backend"))
+    checked = dict(sorted(checked.items()))
     return checked

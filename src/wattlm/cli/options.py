@@ -44,7 +44,8 @@ Task = Annotated[
     typer.Option(help="auto (from the data), causal-lm or sequence-classification."),
 ]
 Backend = Annotated[
-    str, typer.Option("--backend", help="Comma list of: auto, torch, llamacpp, onnxruntime.")
+    str,
+    typer.Option("--backend", help="Comma list of: auto, torch, llamacpp, onnxruntime, openvino."),
 ]
 Batch = Annotated[str, typer.Option("--batch", help="Comma list of batch sizes.")]
 OnnxWeights = Annotated[
@@ -56,13 +57,23 @@ OnnxWeights = Annotated[
         "-qhead (quantize the LM head and embedding too), e.g. int4-b32-acc4.",
     ),
 ]
+OpenVinoWeights = Annotated[
+    str,
+    typer.Option(
+        "--openvino-weights",
+        help="Weights of the openvino backend (NNCF compression): fp32, int8 (-sym/-asym, "
+        "per channel) or int4 with optional -sym/-asym, -g<group size> and -r<percent of "
+        "layers in 4 bits>, e.g. int4-sym-g32-r100.",
+    ),
+]
 Runtime = Annotated[
     str,
     typer.Option(
         "--runtime",
         help="Runtime settings of the backend, a comma list of name=value (llamacpp: "
         "n_batch, n_ubatch, flash_attn=auto|on|off, kv_cache=f16|q8_0|…, "
-        "speculative=off|ngram-mod|ngram-simple|ngram-map-k, spec_ngram, spec_draft), "
+        "speculative=off|ngram-mod|ngram-simple|ngram-map-k, spec_ngram, spec_draft; "
+        "openvino: inference_precision=auto|f32|bf16), "
         "e.g. flash_attn=on,speculative=ngram-simple,spec_ngram=3.",
     ),
 ]

@@ -1,5 +1,6 @@
-"""Export models to other runtimes' formats: GGUF for llama.cpp, ONNX for ONNX Runtime, and
-read GGUF files back (:mod:`wattlm.export.gguf_reader`, the one GGUF reader).
+"""Export models to other runtimes' formats: GGUF for llama.cpp, ONNX for ONNX Runtime,
+OpenVINO IR for OpenVINO, and read GGUF files back (:mod:`wattlm.export.gguf_reader`, the
+one GGUF reader).
 
 Names are re-exported lazily, so importing one module (the GGUF reader, say) does not load
 the ONNX exporter.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from wattlm.export.gguf_weights import load_gguf_weights_
     from wattlm.export.gguf_writer import QTYPES, export_gguf
     from wattlm.export.onnx_export import export_onnx
+    from wattlm.export.openvino_export import export_openvino
 
 __all__ = [
     "QTYPES",
@@ -29,6 +31,7 @@ __all__ = [
     "check_gguf",
     "export_gguf",
     "export_onnx",
+    "export_openvino",
     "load_gguf_weights_",
     "permute_rope",
     "unpermute_rope",
@@ -38,6 +41,7 @@ _LAZY = {
     "QTYPES": "wattlm.export.gguf_writer",
     "export_gguf": "wattlm.export.gguf_writer",
     "export_onnx": "wattlm.export.onnx_export",
+    "export_openvino": "wattlm.export.openvino_export",
     "GgufInfo": "wattlm.export.gguf_reader",
     "GgufTensors": "wattlm.export.gguf_reader",
     "check_gguf": "wattlm.export.gguf_reader",

@@ -38,6 +38,7 @@ import torch
 
 from wattlm.errors import WattlmError
 from wattlm.export.onnx_weights import OnnxWeights
+from wattlm.export.step_function import StepModule, example_inputs, io_names, kv_shape
 from wattlm.models.load import LoadedModel, save_model
 
 METHODS = ("builder", "torch")
@@ -57,68 +58,14 @@ class OnnxExport:
     max_abs_logit_diff: float
 
 
-class StepModule(torch.nn.Module):
-    """One forward step with the KV cache as flat tensors: ``(ids, mask, *past) ->
-    (logits, *present)``, past/present ordered layer 0 key, layer 0 value, layer 1 key…"""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask, *past):
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.model.config)
-        for i in range(len(past) // 2):
-            cache.update(past[2 * i], past[2 * i + 1], i)
-        start = past[0].shape[2]
-        positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            cache=cache,
-            position_ids=positions.unsqueeze(0).expand(input_ids.shape[0], -1),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        flat = [t for layer in out.cache.layers for t in (layer.keys, layer.values)]
-        return (out.logits, *flat)
-
-
-def io_names(layers: int) -> tuple[list[str], list[str]]:
-    """Input and output names of the step function of a ``layers``-layer model."""
-    kv = [(i, k) for i in range(layers) for k in ("key", "value")]
-    inputs = ["input_ids", "attention_mask"] + [f"past_key_values.{i}.{k}" for i, k in kv]
-    return inputs, ["logits"] + [f"present.{i}.{k}" for i, k in kv]
-
-
-def _kv_shape(config) -> tuple[int, int]:
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return getattr(config, "num_key_value_heads", None) or heads, head_dim
-
-
 def _export_torch(model: torch.nn.Module, out: Path) -> None:
     if any(p.dtype != torch.float32 for p in model.parameters()):
         raise WattlmError(
             "the torch ONNX route exports float32 models only",
             hint="load the model with dtype float32, or use method='builder'",
         )
-    layers = model.config.num_hidden_layers
-    kv_heads, head_dim = _kv_shape(model.config)
-    batch, past = 2, 3  # example sizes above 1, so export keeps them symbolic
-    args = (
-        torch.ones(batch, 5, dtype=torch.long),
-        torch.ones(batch, past + 5, dtype=torch.long),
-        *[torch.zeros(batch, kv_heads, past, head_dim) for _ in range(2 * layers)],
-    )
-    b, s, p = (torch.export.Dim(n) for n in ("batch", "sequence", "past_sequence"))
-    shapes = {
-        "input_ids": {0: b, 1: s},
-        "attention_mask": {0: b, 1: torch.export.Dim.AUTO},
-        "past": tuple({0: b, 2: p} for _ in range(2 * layers)),
-    }
-    inputs, outputs = io_names(layers)
+    args, shapes = example_inputs(model.config)
+    inputs, outputs = io_names(model.config.num_hidden_layers)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter (axis renames, pytree deprecations)
         program = torch.onnx.export(
@@ -156,7 +103,7 @@ def compare_logits(lm: LoadedModel, onnx_path: str | Path, tokens: int = 8) -> t
     with torch.no_grad():
         ref = lm.model(ids[None].to(lm.model.device)).logits[0, -1].float().cpu().numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    kv_heads, head_dim = _kv_shape(config)
+    kv_heads, head_dim = kv_shape(config)
     feeds = {"input_ids": ids[None].numpy(), "attention_mask": np.ones((1, tokens), np.int64)}
     for inp in sess.get_inputs():
         if inp.name.startswith("past_key_values."):

@@ -106,9 +106,11 @@ class Candidate:
 
     def weights_key(self) -> str:
         """Identity of what quality depends on: the weights, and the runtime settings that
-        change what the model computes (e.g. a quantized KV cache); nothing else."""
+        change what the model computes (e.g. a quantized KV cache); nothing else. A
+        backend's own weight format is named with the backend: ONNX Runtime's and
+        OpenVINO's ``fp32`` are different computations, scored each on its own runtime."""
         cls = _backend(self.backend)
-        qtype = self.qtype if cls.weight_option() else None
+        qtype = f"{self.backend}:{self.qtype}" if cls.weight_option() else None
         affecting = {s.name for s in cls.runtime_settings if s.affects_quality}
         runtime = {k: v for k, v in self.runtime.items() if k in affecting}
         if runtime:  # default settings keep the key records had before settings existed

@@ -1,10 +1,10 @@
-"""Inference backends: what runs the model (torch eager, llama.cpp, ONNX Runtime).
+"""Inference backends: what runs the model (torch eager, llama.cpp, ONNX Runtime, OpenVINO).
 
 The backend names are defined here, once; configs, search spaces and reports use them.
 
 Example:
     >>> BACKEND_CHOICES
-    ('auto', 'torch', 'llamacpp', 'onnxruntime')
+    ('auto', 'torch', 'llamacpp', 'onnxruntime', 'openvino')
     >>> BACKEND_LABELS["llamacpp"]
     'llama.cpp'
 """
@@ -18,13 +18,19 @@ BACKENDS = {
     "torch": "wattlm.bench.backends.torch_eager:TorchBackend",
     "llamacpp": "wattlm.bench.backends.llamacpp:LlamaCppBackend",
     "onnxruntime": "wattlm.bench.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "wattlm.bench.backends.openvino:OpenVinoBackend",
 }
 #: every backend name, in the order above
 BACKEND_NAMES = tuple(BACKENDS)
 #: what a bench config's ``backends`` may hold: ``auto`` picks them for the model
 BACKEND_CHOICES = ("auto", *BACKEND_NAMES)
 #: how reports write each backend's name
-BACKEND_LABELS = {"torch": "torch", "llamacpp": "llama.cpp", "onnxruntime": "ONNX Runtime"}
+BACKEND_LABELS = {
+    "torch": "torch",
+    "llamacpp": "llama.cpp",
+    "onnxruntime": "ONNX Runtime",
+    "openvino": "OpenVINO",
+}
 
 
 def backend_class(name: str) -> type:

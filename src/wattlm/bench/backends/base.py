@@ -149,6 +149,22 @@ class Backend(ABC):
         return found
 
     @classmethod
+    def runtime_of(cls, config: Any) -> dict[str, Any]:
+        """This backend's runtime settings in ``config.runtime`` (a config may hold other
+        backends' too), checked; ``{}``: the runtime's defaults.
+
+        Example:
+            >>> from types import SimpleNamespace
+            >>> from wattlm.bench.backends import backend_class
+            >>> cfg = SimpleNamespace(runtime={"flash_attn": "on", "inference_precision": "f32"})
+            >>> backend_class("llamacpp").runtime_of(cfg), backend_class("torch").runtime_of(cfg)
+            ({'flash_attn': 'on'}, {})
+        """
+        names = {s.name for s in cls.runtime_settings}
+        values = getattr(config, "runtime", None) or {}
+        return cls.check_runtime({k: v for k, v in values.items() if k in names})
+
+    @classmethod
     def same_run(cls, settings: dict[str, Any]) -> dict[str, Any]:
         """Checked settings without those that change nothing given the others (the
         search's candidates use it, so equal runs get equal keys)."""

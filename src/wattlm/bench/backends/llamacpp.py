@@ -160,7 +160,7 @@ class LlamaCppBackend(Backend):
             "batch_size": batch_size,
             "context_tokens": config.prompt_tokens + config.new_tokens + 8,
             "n_gpu_layers": 99 if config.device.startswith("cuda") else 0,
-            **cls.check_runtime(getattr(config, "runtime", None)),
+            **cls.runtime_of(config),
         }
 
     @classmethod
