@@ -28,6 +28,25 @@ def test_schema_is_valid_draft_2020_12():
     assert SCHEMA_VERSION == max(schema["properties"]["schema_version"]["enum"]) == 2
 
 
+def test_every_backend_enum_is_the_registry():
+    """A backend added to the registry is a backend results may name (and nothing else)."""
+    from wattlm.bench.backends import BACKEND_NAMES
+
+    def enums(node):
+        if isinstance(node, dict):
+            if "backend" in node.get("properties", {}):
+                yield node["properties"]["backend"].get("enum")
+            for value in node.values():
+                yield from enums(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from enums(value)
+
+    found = [e for e in enums(load_schema()) if e is not None]
+    assert len(found) >= 3
+    assert all(e == list(BACKEND_NAMES) for e in found)
+
+
 def test_load_schema_returns_a_fresh_copy():
     load_schema()["$defs"].clear()
     assert "stat" in load_schema()["$defs"]
@@ -142,7 +161,7 @@ BENCH_MISTAKES = {
     ),
     "unknown backend": (
         _set(["runs", 0, "backend"], "pytorch"),
-        "at $.runs[0].backend: 'pytorch' is not one of ['torch', 'llamacpp', 'onnxruntime']",
+        "at $.runs[0].backend: 'pytorch' is not one of ['torch', 'llamacpp', 'onnxruntime', 'openvino']",
     ),
     "no runs": (_set(["runs"], []), "at $.runs: [] should be non-empty"),
     "perplexity below 1": (
