@@ -30,9 +30,11 @@ class BenchConfig(Config):
     that graph, with the weights of ``onnx_weights`` (``fp32``, or int4/int8
     ``MatMulNBits`` such as ``int4-b32-acc4``, see :mod:`wattlm.export.onnx_weights`;
     normalized to the canonical name); a float32 export is checked against torch's
-    logits. ``"openvino"`` converts that export to OpenVINO IR, with the weights of
+    logits. ``"openvino"`` converts the float32 model to OpenVINO IR (see
+    :func:`wattlm.export.openvino_export.export_openvino`), with the weights of
     ``openvino_weights`` (``fp32``, or compressed by NNCF such as ``int8-asym`` or
-    ``int4-sym-g32-r100``, see :mod:`wattlm.export.openvino_weights`). ``runtime`` holds runtime settings of the backends that declare some (e.g.
+    ``int4-sym-g32-r100``, see :mod:`wattlm.export.openvino_weights`). ``runtime`` holds
+    runtime settings of the backends that declare some (e.g.
     llama.cpp's ``{"flash_attn": "on", "kv_cache": "q8_0"}``, see
     :attr:`~wattlm.bench.backends.base.Backend.runtime_settings`); a setting left out, or at
     its default, is the runtime's default.
