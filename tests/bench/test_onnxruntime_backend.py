@@ -10,7 +10,7 @@ import torch
 from wattlm.bench.backends import backend_class
 from wattlm.bench.backends.torch_eager import TorchBackend
 from wattlm.errors import WattlmError
-from wattlm.testing.tiny import tiny_causal_lm
+from wattlm.testing.tiny import varied_tiny_causal_lm
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -20,20 +20,9 @@ from wattlm.export.onnx_export import export_onnx
 PROMPTS = [[5, 17, 33, 80, 91, 7], [120, 4, 64, 200, 11, 9]]
 
 
-def varied_tiny():
-    """The tiny Llama with larger weights, so greedy tokens differ step to step."""
-    lm = tiny_causal_lm(seed=3)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in lm.model.parameters():
-            if p.dim() == 2:
-                p.normal_(std=0.2)
-    return lm
-
-
 @pytest.fixture(scope="module")
 def tiny():
-    return varied_tiny()
+    return varied_tiny_causal_lm()
 
 
 @pytest.fixture(scope="module", params=["builder", "torch"])

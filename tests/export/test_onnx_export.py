@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from wattlm.errors import WattlmError
-from wattlm.testing.tiny import tiny_causal_lm
+from wattlm.testing.tiny import tiny_causal_lm, varied_tiny_causal_lm
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -15,19 +15,9 @@ from wattlm.bench.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from wattlm.export.onnx_export import StepModule, export_onnx, io_names  # noqa: E402
 
 
-def varied_tiny():
-    lm = tiny_causal_lm(seed=3)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in lm.model.parameters():
-            if p.dim() == 2:
-                p.normal_(std=0.2)
-    return lm
-
-
 @pytest.fixture(scope="module")
 def tiny():
-    return varied_tiny()
+    return varied_tiny_causal_lm()
 
 
 @pytest.fixture(scope="module", params=["builder", "torch"])

@@ -76,6 +76,18 @@ def tiny_causal_lm(*, seed: int = 0, layers: int = 2, max_positions: int = 256) 
     return LoadedModel(model, tokenizer, spec="tiny-llama", task="causal-lm")
 
 
+def varied_tiny_causal_lm() -> LoadedModel:
+    """The tiny Llama with larger weights (normal, std 0.2), so greedy tokens differ step to
+    step: what an exported runtime's greedy tokens are checked against."""
+    lm = tiny_causal_lm(seed=3)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in lm.model.parameters():
+            if p.dim() == 2:
+                p.normal_(std=0.2)
+    return lm
+
+
 def tiny_classifier(*, seed: int = 0, num_labels: int = 2) -> LoadedModel:
     """A 2-layer BERT sequence classifier with a tiny tokenizer."""
     from transformers import BertConfig, BertForSequenceClassification

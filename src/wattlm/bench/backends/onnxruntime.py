@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from wattlm._config import check_int
-from wattlm.bench.backends.base import Backend
+from wattlm.bench.backends.step_graph import StepGraphBackend
 from wattlm.errors import WattlmError
 from wattlm.export.onnx_weights import OnnxWeights
 
@@ -56,7 +56,7 @@ def _model_file(spec: str | Path) -> Path:
     return path
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(StepGraphBackend):
     """Greedy decoding on ONNX Runtime's CPU provider, cache kept as ``OrtValue`` objects.
 
     Args:
@@ -85,6 +85,9 @@ class OnnxRuntimeBackend(Backend):
     )
     #: torch-side precision stages: ONNX Runtime quantizes by its own weight format instead
     replaces_stages = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
+    weights_format = OnnxWeights
+    weights_field = "onnx_weights"
+    default_formats = ("fp32", "int4", "int8")
 
     @classmethod
     def check(cls, config: Any, loaded: Any) -> None:
@@ -118,38 +121,6 @@ class OnnxRuntimeBackend(Backend):
             )
 
     @classmethod
-    def weight_option(cls) -> str | None:
-        return "weights"
-
-    @classmethod
-    def weight_formats(cls, values: Any = None, where: str = "onnxruntime") -> tuple[str, ...]:
-        """Canonical ONNX weight formats (default: ``fp32``, ``int4``, ``int8``).
-
-        Example:
-            >>> OnnxRuntimeBackend.weight_formats(["int4", "int4-b64"])
-            ('int4-b32-acc4', 'int4-b64-acc4')
-        """
-        chosen = ("fp32", "int4", "int8") if values is None else values
-        chosen = chosen if isinstance(chosen, (list, tuple)) else (chosen,)
-        out = []
-        for value in chosen:
-            try:
-                out.append(str(OnnxWeights.parse(value)))
-            except WattlmError as err:
-                raise WattlmError(f"{where}: {err.message}", hint=err.hint) from None
-        if len(set(out)) != len(out):
-            raise WattlmError(f"{where} names a weight format twice: {out}")
-        return tuple(out)
-
-    @classmethod
-    def weight_format_problem(cls, value: str, inputs: dict[str, int]) -> str | None:
-        return OnnxWeights.parse(value).problem(inputs)
-
-    @classmethod
-    def weight_config(cls, value: str | None) -> dict[str, Any]:
-        return {"onnx_weights": str(OnnxWeights.parse(value or "fp32"))}
-
-    @classmethod
     def export(cls, loaded: Any, config: Any, workdir: Path) -> dict[str, Any]:
         """An ONNX export with a KV cache (by ``config.onnx_export_method``, with the
         weights of ``config.onnx_weights``)."""
@@ -171,12 +142,6 @@ class OnnxRuntimeBackend(Backend):
             "threads": config.resolved_threads,
             "batch_size": batch_size,
         }
-
-    @classmethod
-    def run_dtype(cls, config: Any, details: dict[str, Any]) -> str:
-        """``float32``, or the quantized weight format (e.g. ``int4-b32-acc4``)."""
-        weights = str(OnnxWeights.parse(config.onnx_weights))
-        return "float32" if weights == "fp32" else weights
 
     @classmethod
     @contextlib.contextmanager
@@ -225,10 +190,7 @@ class OnnxRuntimeBackend(Backend):
             )
         self._kv_shape = self._cache_shape(past[0].shape)
         self._kv_dtype = np.float16 if past[0].type == "tensor(float16)" else np.float32
-        self._cache: list[Any] | None = None
-        self._next: np.ndarray | None = None
-        self._length = 0
-        self.last_logits: np.ndarray | None = None
+        self._reset()
 
     def _cache_shape(self, shape: list[Any]) -> tuple[int, int]:
         """(kv heads, head dim): from the graph, else from the builder's genai_config.json."""
@@ -239,11 +201,6 @@ class OnnxRuntimeBackend(Backend):
             decoder = json.loads(config.read_text())["model"]["decoder"]
             return decoder["num_key_value_heads"], decoder["head_size"]
         raise WattlmError(f"cannot tell the KV cache shape of {self.path}")
-
-    def _step(self, ids: np.ndarray, cache: list[Any]) -> np.ndarray:
-        """One forward pass; keeps the new cache in ``self._cache``, returns next tokens."""
-        self.last_logits = self._forward(ids, cache)[:, -1]
-        return self.last_logits.argmax(-1).astype(np.int64)
 
     def _forward(self, ids: np.ndarray, cache: list[Any]) -> np.ndarray:
         """One forward pass; keeps the new cache in ``self._cache``, returns the logits."""
@@ -291,30 +248,6 @@ class OnnxRuntimeBackend(Backend):
         self._cache = None
         return out
 
-    def prefill(self, prompts: list[list[int]]) -> list[int]:
-        lengths = {len(p) for p in prompts}
-        if not prompts or len(lengths) != 1 or 0 in lengths or len(prompts) > self.batch_size:
-            raise WattlmError(
-                f"prefill needs 1 to {self.batch_size} non-empty prompts of equal length",
-                hint=f"got {len(prompts)} prompts of lengths {sorted(lengths)}",
-            )
-        ids = np.asarray(prompts, dtype=np.int64)
-        self._length = ids.shape[1]
-        self._next = self._step(ids, self._empty_cache(len(prompts)))
-        return self._next.tolist()
-
-    def decode(self, steps: int) -> list[list[int]]:
-        if self._next is None or self._cache is None:
-            raise RuntimeError("decode() called before prefill()")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise WattlmError(f"steps must be an integer >= 0, got {steps!r}")
-        produced = np.empty((self._next.shape[0], steps), dtype=np.int64)
-        for k in range(steps):
-            self._length += 1
-            self._next = self._step(self._next[:, None], self._cache)
-            produced[:, k] = self._next
-        return produced.tolist()
-
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -326,10 +259,6 @@ class OnnxRuntimeBackend(Backend):
             "model_file": str(self.path),
             "kv_cache": "OrtValue io-binding",
         }
-
-    def close(self) -> None:
-        self._cache = None
-        self._next = None
 
 
 class OnnxLogProbs:

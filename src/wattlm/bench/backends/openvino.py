@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from wattlm._config import check_int
-from wattlm.bench.backends.base import Backend
 from wattlm.bench.backends.runtime_settings import RuntimeSetting
+from wattlm.bench.backends.step_graph import StepGraphBackend
 from wattlm.errors import WattlmError
 from wattlm.export.openvino_weights import OpenVinoWeights
 
@@ -76,7 +76,7 @@ def compile_model(path: Path, threads: int, precision: str) -> Any:
         raise WattlmError(f"OpenVINO cannot load {path}: {str(err).splitlines()[0]}") from None
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoBackend(StepGraphBackend):
     """Greedy decoding on OpenVINO's CPU plugin, cache kept as OpenVINO tensors.
 
     Args:
@@ -107,6 +107,9 @@ class OpenVinoBackend(Backend):
     )
     #: torch-side precision stages: OpenVINO quantizes by its own weight format instead
     replaces_stages = frozenset({"cast", "int8-weight", "int4-weight", "int8-dynamic"})
+    weights_format = OpenVinoWeights
+    weights_field = "openvino_weights"
+    default_formats = ("fp32", "int8", "int4")
     runtime_settings = (
         RuntimeSetting(
             "inference_precision", "auto", tuple(PRECISIONS), "what the CPU plugin computes in",
@@ -141,38 +144,6 @@ class OpenVinoBackend(Backend):
             )
 
     @classmethod
-    def weight_option(cls) -> str | None:
-        return "weights"
-
-    @classmethod
-    def weight_formats(cls, values: Any = None, where: str = "openvino") -> tuple[str, ...]:
-        """Canonical OpenVINO weight formats (default: ``fp32``, ``int8``, ``int4``).
-
-        Example:
-            >>> OpenVinoBackend.weight_formats(["int4", "int4-g64-r80"])
-            ('int4-sym-g32-r100', 'int4-sym-g64-r80')
-        """
-        chosen = ("fp32", "int8", "int4") if values is None else values
-        chosen = chosen if isinstance(chosen, (list, tuple)) else (chosen,)
-        out = []
-        for value in chosen:
-            try:
-                out.append(str(OpenVinoWeights.parse(value)))
-            except WattlmError as err:
-                raise WattlmError(f"{where}: {err.message}", hint=err.hint) from None
-        if len(set(out)) != len(out):
-            raise WattlmError(f"{where} names a weight format twice: {out}")
-        return tuple(out)
-
-    @classmethod
-    def weight_format_problem(cls, value: str, inputs: dict[str, int]) -> str | None:
-        return OpenVinoWeights.parse(value).problem(inputs)
-
-    @classmethod
-    def weight_config(cls, value: str | None) -> dict[str, Any]:
-        return {"openvino_weights": str(OpenVinoWeights.parse(value or "fp32"))}
-
-    @classmethod
     def export(cls, loaded: Any, config: Any, workdir: Path) -> dict[str, Any]:
         """The model as OpenVINO IR with the weights of ``config.openvino_weights``."""
         import dataclasses
@@ -193,12 +164,6 @@ class OpenVinoBackend(Backend):
             "batch_size": batch_size,
             **cls.runtime_of(config),
         }
-
-    @classmethod
-    def run_dtype(cls, config: Any, details: dict[str, Any]) -> str:
-        """``float32``, or the compressed weight format (e.g. ``int4-sym-g32-r100``)."""
-        weights = str(OpenVinoWeights.parse(config.openvino_weights))
-        return "float32" if weights == "fp32" else weights
 
     @classmethod
     @contextlib.contextmanager
@@ -252,10 +217,7 @@ class OpenVinoBackend(Backend):
         # two requests take turns: one's present outputs are the other's past inputs
         self._requests = [self.compiled.create_infer_request() for _ in range(2)]
         self._turn = 0
-        self._cache: list[Any] | None = None
-        self._next: np.ndarray | None = None
-        self._length = 0
-        self.last_logits: np.ndarray | None = None
+        self._reset()
 
     def _cache_shape(self) -> tuple[int, int]:
         shape = next(p for p in self.compiled.inputs if p.get_any_name() == self._past[0])
@@ -283,10 +245,6 @@ class OpenVinoBackend(Backend):
         self._cache = [request.get_tensor(name) for name in self._present]
         return np.array(request.get_tensor("logits").data, dtype=np.float32)
 
-    def _step(self, ids: np.ndarray, cache: list[Any]) -> np.ndarray:
-        self.last_logits = self._forward(ids, cache)[:, -1]
-        return self.last_logits.argmax(-1).astype(np.int64)
-
     def _empty_cache(self, batch: int) -> list[Any]:
         kv_heads, head_dim = self._kv_shape
         return [
@@ -307,30 +265,6 @@ class OpenVinoBackend(Backend):
             raise WattlmError(f"{self.path.name} returns the last position's logits only")
         return out
 
-    def prefill(self, prompts: list[list[int]]) -> list[int]:
-        lengths = {len(p) for p in prompts}
-        if not prompts or len(lengths) != 1 or 0 in lengths or len(prompts) > self.batch_size:
-            raise WattlmError(
-                f"prefill needs 1 to {self.batch_size} non-empty prompts of equal length",
-                hint=f"got {len(prompts)} prompts of lengths {sorted(lengths)}",
-            )
-        ids = np.asarray(prompts, dtype=np.int64)
-        self._length = ids.shape[1]
-        self._next = self._step(ids, self._empty_cache(len(prompts)))
-        return self._next.tolist()
-
-    def decode(self, steps: int) -> list[list[int]]:
-        if self._next is None or self._cache is None:
-            raise RuntimeError("decode() called before prefill()")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise WattlmError(f"steps must be an integer >= 0, got {steps!r}")
-        produced = np.empty((self._next.shape[0], steps), dtype=np.int64)
-        for k in range(steps):
-            self._length += 1
-            self._next = self._step(self._next[:, None], self._cache)
-            produced[:, k] = self._next
-        return produced.tolist()
-
     def describe(self) -> dict[str, Any]:
         get = self.compiled.get_property
         return {
@@ -345,10 +279,6 @@ class OpenVinoBackend(Backend):
             "model_file": str(self.path),
             "kv_cache": "OpenVINO tensors, two infer requests taking turns",
         }
-
-    def close(self) -> None:
-        self._cache = None
-        self._next = None
 
 
 class OpenVinoLogProbs:
