@@ -38,7 +38,7 @@ import torch
 
 from wattlm.errors import WattlmError
 from wattlm.export.onnx_weights import OnnxWeights
-from wattlm.export.step_function import StepModule, example_inputs, io_names, kv_shape
+from wattlm.export.step_function import StepModule, example_inputs, io_names, logit_gap
 from wattlm.models.load import LoadedModel, save_model
 
 METHODS = ("builder", "torch")
@@ -95,21 +95,11 @@ def _export_builder(lm: LoadedModel, out: Path, weights: OnnxWeights, tmp: Path)
 def compare_logits(lm: LoadedModel, onnx_path: str | Path, tokens: int = 8) -> tuple[float, float]:
     """Largest |ORT logit - torch logit|, and largest |torch logit|, at the last position
     of a fixed prompt."""
-    import numpy as np
     import onnxruntime as ort
 
-    config = lm.model.config
-    ids = (torch.arange(tokens) * 7 + 3) % config.vocab_size
-    with torch.no_grad():
-        ref = lm.model(ids[None].to(lm.model.device)).logits[0, -1].float().cpu().numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    kv_heads, head_dim = kv_shape(config)
-    feeds = {"input_ids": ids[None].numpy(), "attention_mask": np.ones((1, tokens), np.int64)}
-    for inp in sess.get_inputs():
-        if inp.name.startswith("past_key_values."):
-            feeds[inp.name] = np.zeros((1, kv_heads, 0, head_dim), np.float32)
-    got = sess.run(["logits"], feeds)[0][0, -1]
-    return float(np.abs(got - ref).max()), float(np.abs(ref).max())
+    inputs = [i.name for i in sess.get_inputs()]
+    return logit_gap(lm, lambda feeds: sess.run(["logits"], feeds)[0], inputs, tokens)
 
 
 #: the copy of a builder graph whose ``logits`` cover every position (next to ``model.onnx``)

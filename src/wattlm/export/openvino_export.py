@@ -41,7 +41,13 @@ import torch
 
 from wattlm.errors import WattlmError
 from wattlm.export.openvino_weights import OpenVinoWeights
-from wattlm.export.step_function import StepModule, example_inputs, io_names, kv_shape
+from wattlm.export.step_function import (
+    StepModule,
+    example_inputs,
+    io_names,
+    kv_shape,
+    logit_gap,
+)
 from wattlm.models.load import LoadedModel
 
 __all__ = ["ALL_LOGITS_XML", "MODEL_XML", "OPENVINO_HINT", "OpenVinoExport", "export_openvino"]
@@ -192,18 +198,8 @@ def every_position(model: Any) -> Any:
 def compare_logits(lm: LoadedModel, xml: str | Path, tokens: int = 8) -> tuple[float, float]:
     """Largest |OpenVINO logit - torch logit| (OpenVINO in float32), and largest |torch
     logit|, at the last position of a fixed prompt."""
-    import numpy as np
     import openvino as ov
 
-    config = lm.model.config
-    ids = (torch.arange(tokens) * 7 + 3) % config.vocab_size
-    with torch.no_grad():
-        ref = lm.model(ids[None].to(lm.model.device)).logits[0, -1].float().cpu().numpy()
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    feeds = {"input_ids": ids[None].numpy(), "attention_mask": np.ones((1, tokens), np.int64)}
-    kv_heads, head_dim = kv_shape(config)
-    for port in compiled.inputs:
-        if port.get_any_name().startswith("past_key_values."):
-            feeds[port.get_any_name()] = np.zeros((1, kv_heads, 0, head_dim), np.float32)
-    got = compiled(feeds)["logits"][0, -1]
-    return float(np.abs(got - ref).max()), float(np.abs(ref).max())
+    inputs = [port.get_any_name() for port in compiled.inputs]
+    return logit_gap(lm, lambda feeds: compiled(feeds)["logits"], inputs, tokens)

@@ -18,11 +18,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
-__all__ = ["StepModule", "example_inputs", "io_names", "kv_shape"]
+__all__ = ["StepModule", "example_inputs", "io_names", "kv_shape", "logit_gap"]
 
 
 class StepModule(torch.nn.Module):
@@ -94,3 +95,36 @@ def example_inputs(config: Any) -> tuple[tuple[torch.Tensor, ...], dict[str, Any
         "past": tuple({0: b, 2: p} for _ in range(2 * layers)),
     }
     return args, shapes
+
+
+def logit_gap(
+    lm: Any, run: Callable[[dict[str, Any]], Any], inputs: Iterable[str], tokens: int = 8
+) -> tuple[float, float]:
+    """Largest |runtime logit - torch logit|, and largest |torch logit|, at the last
+    position of a fixed prompt: how an export is checked against the model it came from.
+
+    ``run(feeds)`` runs the exported step function (its logits ``[1, positions, vocab]``);
+    ``inputs`` are its input names, whose ``past_key_values.*`` get an empty cache.
+
+    Example:
+        >>> from wattlm.testing.tiny import tiny_causal_lm
+        >>> lm = tiny_causal_lm()
+        >>> def run(feeds):  # torch itself as the "runtime": no gap
+        ...     with torch.no_grad():
+        ...         return lm.model(torch.from_numpy(feeds["input_ids"])).logits.numpy()
+        >>> logit_gap(lm, run, ["input_ids", "attention_mask"])[0]
+        0.0
+    """
+    import numpy as np
+
+    config = lm.model.config
+    ids = (torch.arange(tokens) * 7 + 3) % config.vocab_size
+    with torch.no_grad():
+        ref = lm.model(ids[None].to(lm.model.device)).logits[0, -1].float().cpu().numpy()
+    kv_heads, head_dim = kv_shape(config)
+    feeds = {"input_ids": ids[None].numpy(), "attention_mask": np.ones((1, tokens), np.int64)}
+    for name in inputs:
+        if name.startswith("past_key_values."):
+            feeds[name] = np.zeros((1, kv_heads, 0, head_dim), np.float32)
+    got = np.asarray(run(feeds))[0, -1]
+    return float(np.abs(got - ref).max()), float(np.abs(ref).max())
